@@ -1,0 +1,78 @@
+"""The one place that knows where Airflow 2 and Airflow 3 keep things.
+
+Everything else in the package imports Airflow names from here, so supporting a new Airflow
+version means changing this file only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow import __version__ as AIRFLOW_VERSION
+
+AIRFLOW_V_3_0_PLUS = int(AIRFLOW_VERSION.split(".", 1)[0]) >= 3
+
+if AIRFLOW_V_3_0_PLUS:
+    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, PokeReturnValue, conf
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowNotFoundException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+    )
+    from airflow.sdk.log import mask_secret
+else:  # Airflow 2.11
+    from airflow.configuration import conf  # type: ignore[no-redef]
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowException,
+        AirflowFailException,
+        AirflowNotFoundException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+    )
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+    from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
+    from airflow.sensors.base import (  # type: ignore[no-redef]
+        BaseSensorOperator,
+        PokeReturnValue,
+    )
+    from airflow.utils.log.secrets_masker import mask_secret  # type: ignore[no-redef]
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+__all__ = [
+    "AIRFLOW_V_3_0_PLUS",
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowNotFoundException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "BaseHook",
+    "BaseOperator",
+    "BaseSensorOperator",
+    "PokeReturnValue",
+    "TaskDeferred",
+    "aget_connection",
+    "conf",
+    "mask_secret",
+]
+
+
+async def aget_connection(conn_id: str) -> Connection:
+    """Fetch a connection from async code without blocking the event loop.
+
+    Airflow 3 has ``BaseHook.aget_connection``; calling the sync lookup from the triggerer's
+    event loop can deadlock with the supervisor. Airflow 2 only has the sync lookup, which we
+    run in a thread.
+    """
+    aget = getattr(BaseHook, "aget_connection", None)
+    if aget is not None:
+        conn: Any = await aget(conn_id)
+        return conn  # type: ignore[no-any-return]
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(BaseHook.get_connection)(conn_id)  # type: ignore[no-any-return]

@@ -1,0 +1,70 @@
+"""The errors this provider raises. Messages carry status, job id and the server's short
+message, never a token or key."""
+
+from __future__ import annotations
+
+from airflow_provider_cancel._compat import AirflowException
+
+
+class CancelApiError(AirflowException):
+    """An API call failed: HTTP status (or None for transport errors), job id, server message."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        job_id: str | None = None,
+        server_message: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.job_id = job_id
+        self.server_message = server_message
+        parts = [message]
+        if status_code is not None:
+            parts.append(f"HTTP {status_code}")
+        if job_id is not None:
+            parts.append(f"job {job_id!r}")
+        if server_message:
+            parts.append(f"server said: {server_message}")
+        super().__init__(" — ".join(parts))
+
+
+class InvalidJobIdError(CancelApiError, ValueError):
+    """A job id (or list of ids) is unusable; raised before any request is sent."""
+
+
+class ConnectionConfigError(CancelApiError):
+    """The Airflow connection is missing something the API needs (e.g. its token)."""
+
+
+class AuthenticationError(CancelApiError):
+    """401/403: the token, API key or access token was refused."""
+
+
+class PaymentRequiredError(CancelApiError):
+    """402: the account has no (or an expired) subscription."""
+
+
+class JobNotFoundError(CancelApiError):
+    """404/410: the API does not know the job, or forgot it."""
+
+
+class RateLimitedError(CancelApiError):
+    """429 still answered after every retry."""
+
+
+class ServerError(CancelApiError):
+    """5xx still answered after every retry."""
+
+
+class ModerationPendingError(CancelApiError):
+    """useapi 596: a human must clear a moderation message on the Discord account."""
+
+
+class InvalidResponseError(CancelApiError):
+    """The API answered something that is not the JSON it documents (HTML, truncated, empty)."""
+
+
+class TransportError(CancelApiError):
+    """No answer: connection refused or reset, DNS failure, or timeout, after every retry."""

@@ -1,0 +1,170 @@
+"""What useapi.net's Midjourney API means: endpoints, statuses and answers (v2 and v3)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from airflow_provider_cancel.exceptions import ConnectionConfigError, JobNotFoundError
+from airflow_provider_cancel.hooks.base import (
+    ApiRequest,
+    ApiResponse,
+    Flow,
+    JobApiHook,
+    decide_after_read,
+    server_message,
+)
+from airflow_provider_cancel.job_ids import encode_path_segment, encode_query_value
+from airflow_provider_cancel.status import (
+    CancelOutcome,
+    CancelResult,
+    JobState,
+    JobStatus,
+    map_raw_status,
+)
+
+V2_STATUSES = {
+    "created": JobStatus.QUEUED,
+    "started": JobStatus.RUNNING,
+    "progress": JobStatus.RUNNING,
+    "cancelled": JobStatus.CANCELLED,
+    "completed": JobStatus.COMPLETED,
+    "failed": JobStatus.FAILED,
+    "moderated": JobStatus.FAILED,
+}
+V3_STATUSES = {raw: status for raw, status in V2_STATUSES.items() if raw != "cancelled"}
+V3_CANCELLED_ERROR = "job cancelled by user"
+"""v3 has no cancelled status: a cancelled job reads ``failed`` with this error."""
+
+API_VERSIONS = ("v2", "v3")
+
+# Answers that may mean "this job cannot be cancelled because it already ended" (undocumented,
+# SPEC §5): read the job to find out what really happened.
+AMBIGUOUS_REFUSALS = frozenset({400, 404, 409, 422})
+
+
+def job_state(job_id: str, body: Any, api_version: str) -> JobState:
+    """Normalise a useapi job body (SPEC §3)."""
+    body_dict = body if isinstance(body, dict) else {}
+    raw = body_dict.get("status")
+    raw_status = raw if isinstance(raw, str) else None
+    error = body_dict.get("error")
+    if api_version == "v3":
+        status = map_raw_status(raw, V3_STATUSES)
+        cancelled = isinstance(error, str) and error.strip().lower() == V3_CANCELLED_ERROR
+        if status is JobStatus.FAILED and cancelled:
+            status = JobStatus.CANCELLED
+    else:
+        status = map_raw_status(raw, V2_STATUSES)
+    message = error if isinstance(error, str) else ""
+    return JobState(job_id, status, raw_status, body, message)
+
+
+class UseApiHook(JobApiHook):
+    """Cancel and read Midjourney jobs on useapi.net (API v2 by default, v3 by extra).
+
+    Connection: type ``useapi``; password = API token; host optional (default
+    ``https://api.useapi.net``); extra ``{"api_version": "v3"}`` for v3.
+
+    Example::
+
+        hook = UseApiHook("useapi_default")
+        result = hook.cancel_job("job:20241218021941022-user:1308-channel:1316-bot:midjourney")
+        print(result.outcome, result.status)
+    """
+
+    conn_type = "useapi"
+    default_conn_name = "useapi_default"
+    hook_name = "useapi.net"
+    default_host = "https://api.useapi.net"
+    secret_label = "API token"
+
+    def __init__(
+        self, conn_id: str | None = None, *, api_version: str | None = None, **kwargs: Any
+    ):
+        super().__init__(conn_id, **kwargs)
+        self._api_version_argument = api_version
+
+    @cached_property
+    def api_version(self) -> str:
+        version = self._api_version_argument or self.extra_value("api_version") or "v2"
+        version = str(version).strip().lower()
+        if version not in API_VERSIONS:
+            raise ConnectionConfigError(
+                f"Connection {self.conn_id!r}: api_version {version!r} is not one of "
+                f"{', '.join(API_VERSIONS)}"
+            )
+        return version
+
+    def auth(self) -> tuple[str, dict[str, str]]:
+        return self.base_url, {
+            "Authorization": f"Bearer {self.secret}",
+            "Accept": "application/json",
+        }
+
+    def status_request(self, job_id: str) -> ApiRequest:
+        if self.api_version == "v3":
+            path = f"/v3/midjourney/jobs/{encode_path_segment(job_id)}"
+        else:
+            path = f"/v2/jobs/?jobid={encode_query_value(job_id)}"
+        return ApiRequest("GET", path, call="status", job_id=job_id)
+
+    def cancel_request(self, job_id: str) -> ApiRequest:
+        if self.api_version == "v3":
+            path = f"/v3/midjourney/jobs/{encode_path_segment(job_id)}"
+            return ApiRequest("DELETE", path, call="cancel", job_id=job_id)
+        path = f"/v2/jobs/cancel/?jobid={encode_query_value(job_id)}"
+        return ApiRequest("GET", path, call="cancel", job_id=job_id)
+
+    def status_flow(self, job_id: str) -> Flow[JobState]:
+        response = yield self.status_request(job_id)
+        if response.status_code != 200:
+            raise self.error_for(response, call="status", job_id=job_id)
+        body = self.parse_json(response, call="status", job_id=job_id)
+        return job_state(job_id, body, self.api_version)
+
+    def cancel_flow(self, job_id: str) -> Flow[CancelResult]:
+        response = yield self.cancel_request(job_id)
+        code = response.status_code
+        if code == 204:  # v3's documented success: the job is cancelled
+            return CancelResult(
+                job_id, CancelOutcome.CANCELLED, JobStatus.CANCELLED, None, "cancelled"
+            )
+        if code == 200:
+            decided = self._decide_from_answer(job_id, response)
+            if decided is not None:
+                return decided
+        elif code not in AMBIGUOUS_REFUSALS:
+            raise self.error_for(response, call="cancel", job_id=job_id)
+        # The answer does not say what happened to the job: read it.
+        try:
+            state = yield from self.status_flow(job_id)
+        except JobNotFoundError as missing:
+            return CancelResult(
+                job_id, CancelOutcome.NOT_FOUND, message=missing.server_message or "job not found"
+            )
+        answer = f"HTTP {code}: {server_message(response)}" if code != 200 else "HTTP 200"
+        return decide_after_read(state, cancel_accepted=code == 200, cancel_answer=answer)
+
+    def _decide_from_answer(self, job_id: str, response: ApiResponse) -> CancelResult | None:
+        """A 200 whose body states the job's status settles it; anything vaguer does not."""
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        if not isinstance(body, dict) or not isinstance(body.get("status"), str):
+            return None
+        state = job_state(job_id, body, self.api_version)
+        if state.status is JobStatus.CANCELLED:
+            return CancelResult.from_state(state, CancelOutcome.CANCELLED, "cancelled")
+        if state.status.is_terminal:
+            return CancelResult.from_state(
+                state, CancelOutcome.ALREADY_FINISHED, f"job had already ended ({state.raw_status})"
+            )
+        return None
+
+    def test_flow(self) -> Flow[str]:
+        response = yield ApiRequest("GET", "/v2/account", call="account")
+        if response.status_code != 200:
+            raise self.error_for(response, call="account")
+        return f"Connected to useapi.net ({self.base_url}, API {self.api_version})"

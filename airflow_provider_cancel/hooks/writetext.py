@@ -1,0 +1,313 @@
+"""What WriteText.ai's API means: the API-key → access-token exchange, region routing, bulk
+generation requests and their statuses."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_cancel._compat import mask_secret
+from airflow_provider_cancel.exceptions import AuthenticationError, InvalidResponseError
+from airflow_provider_cancel.hooks.base import (
+    ApiRequest,
+    Flow,
+    JobApiHook,
+    decide_after_read,
+    server_message,
+)
+from airflow_provider_cancel.job_ids import encode_path_segment
+from airflow_provider_cancel.status import (
+    CancelOutcome,
+    CancelResult,
+    JobState,
+    JobStatus,
+    map_raw_status,
+)
+
+STATUSES = {
+    "pending": JobStatus.QUEUED,
+    "running": JobStatus.RUNNING,
+    "cancelling": JobStatus.CANCELLING,
+    "cancelled": JobStatus.CANCELLED,
+    "completed": JobStatus.COMPLETED,
+    "timedout": JobStatus.FAILED,
+    "failed": JobStatus.FAILED,
+}
+
+TOKEN_PATH = "/web/apitoken/accesstoken"
+TOKEN_FIELDS = ("access_token", "accessToken", "token")
+LIFETIME_FIELDS = ("expires_in", "expiresIn")
+EXPIRY_TIME_FIELDS = ("expires", "expiresAt", "expires_at", "expiration", "expiry")
+DEFAULT_LIFETIME = 24 * 3600.0
+REFRESH_MARGIN = 300.0
+"""Refresh this long before expiry (or at 90 % of a shorter lifetime)."""
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    region_url: str
+    expires_at: float
+    refresh_at: float
+
+
+def parse_token_answer(body: Any, token_url: str, region_override: str | None) -> AccessToken:
+    """Read the token endpoint's JSON, accepting every field-name variant we have seen."""
+    if not isinstance(body, dict):
+        raise InvalidResponseError("WriteText.ai token answer is not a JSON object")
+    token = next((body[k] for k in TOKEN_FIELDS if isinstance(body.get(k), str) and body[k]), None)
+    if token is None:
+        raise InvalidResponseError(
+            "WriteText.ai token answer has no access token "
+            f"(looked for {', '.join(TOKEN_FIELDS)}; got fields {sorted(body)[:10]})"
+        )
+    region = region_override or body.get("region")
+    if not isinstance(region, str) or not region.strip():
+        region = urlsplit(token_url).netloc
+    region = region.strip().rstrip("/")
+    if "://" not in region:
+        region = f"{urlsplit(token_url).scheme or 'https'}://{region}"
+    now = time.time()
+    lifetime = _lifetime(body, now)
+    margin = min(REFRESH_MARGIN, lifetime * 0.1)
+    return AccessToken(token, region, now + lifetime, now + lifetime - margin)
+
+
+def _lifetime(body: Mapping[str, Any], now: float) -> float:
+    for key in LIFETIME_FIELDS:
+        value = body.get(key)
+        try:
+            if value is not None and not isinstance(value, bool) and float(value) > 0:
+                return float(value)
+        except (TypeError, ValueError):
+            pass
+    for key in EXPIRY_TIME_FIELDS:
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            import pendulum
+
+            try:
+                expires = pendulum.parse(value)
+            except (ValueError, pendulum.parsing.exceptions.ParserError):
+                continue
+            seconds = expires.timestamp() - now  # type: ignore[union-attr]
+            if seconds > 0:
+                return float(seconds)
+    return DEFAULT_LIFETIME
+
+
+class _TokenCache:
+    """Access tokens per connection, shared by every hook, thread and event loop of a process.
+
+    One thread (or one coroutine per loop) fetches while the others wait and then reuse the
+    token, so a bulk cancel of a thousand jobs makes exactly one token request.
+    """
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, AccessToken] = {}
+        self._thread_locks: dict[str, threading.Lock] = {}
+        self._loop_locks: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, asyncio.Lock]
+        ] = weakref.WeakKeyDictionary()
+        self._guard = threading.Lock()
+
+    def valid(self, key: str) -> AccessToken | None:
+        token = self._tokens.get(key)
+        return token if token is not None and time.time() < token.refresh_at else None
+
+    def store(self, key: str, token: AccessToken) -> None:
+        self._tokens[key] = token
+
+    def forget(self, key: str, token: str) -> bool:
+        """Drop ``token`` if it is still the cached one; True either way (retry is worth it)."""
+        with self._guard:
+            cached = self._tokens.get(key)
+            if cached is not None and cached.token == token:
+                del self._tokens[key]
+        return True
+
+    def thread_lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._thread_locks.setdefault(key, threading.Lock())
+
+    def loop_lock(self, key: str) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        with self._guard:
+            return self._loop_locks.setdefault(loop, {}).setdefault(key, asyncio.Lock())
+
+    def clear(self) -> None:
+        with self._guard:
+            self._tokens.clear()
+
+
+TOKEN_CACHE = _TokenCache()
+
+
+class WriteTextHook(JobApiHook):
+    """Cancel and read WriteText.ai (bulk) text-generation requests.
+
+    Connection: type ``writetext``; password = API key; host optional (default
+    ``https://api.writetext.ai``, the token endpoint's base); extra ``region`` optional (a host
+    such as ``api-eu.writetext.ai``: skips using the region the token endpoint returns).
+
+    The API key is exchanged for an access token (cached per connection and shared across
+    threads and async code, refreshed before expiry and once on 401); job calls go to the
+    region host with that token.
+
+    Example::
+
+        hook = WriteTextHook("writetext_default")
+        print(hook.cancel_job("3fa85f64-5717-4562-b3fc-2c963f66afa6").outcome)
+    """
+
+    conn_type = "writetext"
+    default_conn_name = "writetext_default"
+    hook_name = "WriteText.ai"
+    default_host = "https://api.writetext.ai"
+    secret_label = "API key"
+
+    @property
+    def _cache_key(self) -> str:
+        fingerprint = hashlib.sha256(self.secret.encode()).hexdigest()[:16]
+        return f"{self.conn_id}|{self.base_url}|{self.extra_value('region')}|{fingerprint}"
+
+    def token_request(self) -> ApiRequest:
+        return ApiRequest(
+            "GET",
+            TOKEN_PATH,
+            call="token",
+            headers={"WriteTextAI-Token": self.secret, "Accept": "application/json"},
+            base_url=self.base_url,
+            authenticated=False,
+        )
+
+    def token_flow(self) -> Flow[AccessToken]:
+        response = yield self.token_request()
+        if response.status_code != 200:
+            error = self.error_for(response, call="token")
+            if response.status_code in (401, 403):
+                error = AuthenticationError(
+                    "WriteText.ai refused the API key: check the connection's password",
+                    status_code=response.status_code,
+                    server_message=self.scrub(server_message(response)),
+                )
+            raise error
+        body = self.parse_json(response, call="token")
+        token = parse_token_answer(body, self.base_url, self.extra_value("region"))
+        mask_secret(token.token)
+        self.log.info(
+            "WriteText.ai: got an access token for %s, valid %.0f s",
+            token.region_url,
+            token.expires_at - time.time(),
+        )
+        return token
+
+    def _headers(self, token: AccessToken) -> tuple[str, dict[str, str]]:
+        return token.region_url, {
+            "Authorization": f"Bearer {token.token}",
+            "Accept": "application/json",
+        }
+
+    def auth(self) -> tuple[str, dict[str, str]]:
+        key = self._cache_key
+        token = TOKEN_CACHE.valid(key)
+        if token is None:
+            with TOKEN_CACHE.thread_lock(key):
+                token = TOKEN_CACHE.valid(key)
+                if token is None:
+                    token = self.run_flow(self.token_flow())
+                    TOKEN_CACHE.store(key, token)
+        return self._headers(token)
+
+    async def aauth(self) -> tuple[str, dict[str, str]]:
+        key = self._cache_key
+        token = TOKEN_CACHE.valid(key)
+        if token is None:
+            async with TOKEN_CACHE.loop_lock(key):
+                token = TOKEN_CACHE.valid(key)
+                if token is None:
+                    token = await self.arun_flow(self.token_flow())
+                    TOKEN_CACHE.store(key, token)
+        return self._headers(token)
+
+    def forget_auth(self, used_headers: Mapping[str, str]) -> bool:
+        used = used_headers.get("Authorization", "").removeprefix("Bearer ")
+        return TOKEN_CACHE.forget(self._cache_key, used)
+
+    def _secrets(self) -> list[str]:
+        secrets = super()._secrets()
+        if "connection" in self.__dict__:
+            cached = TOKEN_CACHE.valid(self._cache_key)
+            if cached is not None:
+                secrets.append(cached.token)
+        return secrets
+
+    @staticmethod
+    def job_state(job_id: str, body: Any) -> JobState:
+        raw = body.get("status") if isinstance(body, dict) else None
+        return JobState(
+            job_id, map_raw_status(raw, STATUSES), raw if isinstance(raw, str) else None, body
+        )
+
+    def status_flow(self, job_id: str) -> Flow[JobState]:
+        path = f"/text/Generate/Bulk/{encode_path_segment(job_id)}"
+        response = yield ApiRequest("GET", path, call="status", job_id=job_id)
+        if response.status_code != 200:
+            raise self.error_for(response, call="status", job_id=job_id)
+        return self.job_state(job_id, self.parse_json(response, call="status", job_id=job_id))
+
+    def cancel_flow(self, job_id: str) -> Flow[CancelResult]:
+        path = f"/text/Generate/Bulk/{encode_path_segment(job_id)}/cancel"
+        response = yield ApiRequest("POST", path, call="cancel", job_id=job_id)
+        code = response.status_code
+        if code in (200, 202, 204):
+            return self._accepted(job_id, response.text)
+        if code == 404:
+            # WriteText forgets finished requests, so "not found" may also mean "long done".
+            return CancelResult(
+                job_id, CancelOutcome.NOT_FOUND, message=server_message(response) or "not found"
+            )
+        if code not in (400, 409, 422):
+            raise self.error_for(response, call="cancel", job_id=job_id)
+        state = yield from self.status_flow(job_id)
+        return decide_after_read(
+            state,
+            cancel_accepted=False,
+            cancel_answer=f"HTTP {code}: {server_message(response)}",
+        )
+
+    def _accepted(self, job_id: str, text: str) -> CancelResult:
+        """A 2xx: the request moves to Cancelling (no body is documented; use one if given)."""
+        try:
+            body = json.loads(text) if text.strip() else None
+        except ValueError:
+            body = None
+        state = self.job_state(job_id, body)
+        if state.status is JobStatus.CANCELLED:
+            return CancelResult.from_state(state, CancelOutcome.CANCELLED, "cancelled")
+        if state.status.is_terminal:
+            return CancelResult.from_state(
+                state, CancelOutcome.ALREADY_FINISHED, f"job had already ended ({state.raw_status})"
+            )
+        return CancelResult(
+            job_id,
+            CancelOutcome.CANCELLING,
+            JobStatus.CANCELLING,
+            state.raw_status,
+            "cancel accepted",
+        )
+
+    def test_flow(self) -> Flow[str]:
+        response = yield ApiRequest("GET", "/text/Credit", call="credit")
+        if response.status_code != 200:
+            raise self.error_for(response, call="credit")
+        region = TOKEN_CACHE.valid(self._cache_key)
+        return f"Connected to WriteText.ai (region {region.region_url if region else 'unknown'})"

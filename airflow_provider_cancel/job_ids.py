@@ -1,0 +1,106 @@
+"""Turn what a DAG author passes as ``job_id`` into a clean list of ids, or refuse it clearly.
+
+Ids are opaque to us: any non-blank string is valid (colons, slashes, ``%``, unicode...). What
+is refused is what can only be a mistake: ``None``, blanks, the string ``"None"`` (what a
+missing XCom renders to in Jinja), floats, mappings, nested lists, empty lists.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote
+
+from airflow_provider_cancel.exceptions import InvalidJobIdError
+
+MAX_JOB_ID_LENGTH = 4096
+"""Longer ids cannot be real (useapi ids are ~90 characters) and would not fit in a URL."""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"
+
+
+def _refuse(task: str, value: Any, why: str) -> InvalidJobIdError:
+    return InvalidJobIdError(f"Task {task!r}: invalid job_id {_shown(value)}: {why}")
+
+
+def _parse_rendered_list(text: str) -> Any:
+    """A Jinja-rendered list arrives as ``"['a', 'b']"`` (or JSON); read it back safely."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+def _one_id(item: Any, task: str, whole: Any) -> str:
+    if isinstance(item, bool) or item is None:
+        raise _refuse(task, whole, f"{item!r} is not a job id")
+    if isinstance(item, int):
+        return str(item)
+    if not isinstance(item, str):
+        kind = type(item).__name__
+        raise _refuse(task, whole, f"ids must be strings or ints, got {kind} {_shown(item)}")
+    if not item.strip():
+        raise _refuse(task, whole, "an id is empty or blank")
+    if item == "None":
+        raise _refuse(
+            task, whole, "'None' is what a missing XCom renders to; check the upstream task"
+        )
+    if len(item) > MAX_JOB_ID_LENGTH:
+        raise _refuse(task, whole, f"an id is {len(item)} characters (max {MAX_JOB_ID_LENGTH})")
+    try:
+        item.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _refuse(task, whole, "an id is not valid unicode (lone surrogate)") from None
+    return item
+
+
+def normalize_job_ids(value: Any, *, task: str = "<unknown>") -> list[str]:
+    """Return the ids in ``value`` as a list of distinct strings, in their first order.
+
+    ``value`` may be a string, an int, a rendered list literal, or a list/tuple/set of those.
+    Raises :class:`InvalidJobIdError` naming ``task`` and the value for anything else.
+    """
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            parsed = _parse_rendered_list(stripped)
+            if isinstance(parsed, list):
+                value = parsed
+    if isinstance(value, dict):
+        raise _refuse(task, value, "a mapping is not a job id; pass a list of ids")
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items: Iterable[Any] = value
+        for item in items:
+            if isinstance(item, (list, tuple, set, frozenset, dict)):
+                raise _refuse(task, value, "nested lists are not accepted; pass a flat list")
+        ids = [_one_id(item, task, value) for item in items]
+        if not ids:
+            raise _refuse(task, value, "the list of ids is empty")
+        return list(dict.fromkeys(ids))
+    return [_one_id(value, task, value)]
+
+
+def encode_path_segment(job_id: str) -> str:
+    """Percent-encode an id for a URL path segment so the server receives it exactly.
+
+    Every reserved character is encoded (``/`` too). A segment made only of dots is encoded as
+    well, because clients and servers collapse ``.`` and ``..`` as path navigation.
+    """
+    encoded = quote(job_id, safe="")
+    if set(job_id) == {"."}:
+        encoded = encoded.replace(".", "%2E")
+    return encoded
+
+
+def encode_query_value(job_id: str) -> str:
+    """Percent-encode an id for a query string value (space as ``%20``, ``+`` kept literal)."""
+    return quote(job_id, safe="")

@@ -1,0 +1,97 @@
+"""What a job's state and a cancel's outcome are, whatever the API. Pure data, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class JobStatus(str, enum.Enum):
+    """A remote job's status, normalised across APIs (SPEC §3)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.CANCELLED, JobStatus.COMPLETED, JobStatus.FAILED})
+
+
+class CancelOutcome(str, enum.Enum):
+    """What a cancel request achieved for one job."""
+
+    CANCELLED = "cancelled"
+    """The job is cancelled now."""
+    CANCELLING = "cancelling"
+    """The API accepted the cancel; the job is on its way to cancelled."""
+    ALREADY_FINISHED = "already_finished"
+    """The job had already ended (cancelled, completed or failed) before this cancel."""
+    NOT_FOUND = "not_found"
+    """The API does not know the job (404): a wrong id, or a finished job it forgot."""
+    ERROR = "error"
+    """The cancel could not be done; the message says why."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A job as read from an API: the normalised status, the raw one and the raw body."""
+
+    job_id: str
+    status: JobStatus
+    raw_status: str | None
+    body: Any = field(default=None, repr=False, compare=False)
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (no raw body: it can be large) for XCom and trigger events."""
+        return {
+            "status": self.status.value,
+            "raw_status": self.raw_status,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What cancelling one job did; one entry of the operator's report."""
+
+    job_id: str
+    outcome: CancelOutcome
+    status: JobStatus = JobStatus.UNKNOWN
+    raw_status: str | None = None
+    message: str = ""
+
+    def to_report(self) -> dict[str, Any]:
+        """The JSON-serialisable entry that goes to XCom."""
+        return {
+            "outcome": self.outcome.value,
+            "status": self.status.value,
+            "raw_status": self.raw_status,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_state(cls, state: JobState, outcome: CancelOutcome, message: str) -> CancelResult:
+        return cls(state.job_id, outcome, state.status, state.raw_status, message)
+
+
+def map_raw_status(raw: object, table: dict[str, JobStatus]) -> JobStatus:
+    """Look a raw status up case-insensitively; anything unexpected is ``UNKNOWN``."""
+    if not isinstance(raw, str):
+        return JobStatus.UNKNOWN
+    return table.get(raw.strip().lower(), JobStatus.UNKNOWN)
