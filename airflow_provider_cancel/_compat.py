@@ -42,7 +42,7 @@ else:  # Airflow 2.11
     from airflow.utils.log.secrets_masker import mask_secret  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection
+    from airflow.sdk import Connection, Context
 
 __all__ = [
     "AIRFLOW_V_3_0_PLUS",
@@ -54,6 +54,7 @@ __all__ = [
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
+    "Context",
     "PokeReturnValue",
     "TaskDeferred",
     "aget_connection",
@@ -76,3 +77,24 @@ async def aget_connection(conn_id: str) -> Connection:
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(BaseHook.get_connection)(conn_id)  # type: ignore[no-any-return]
+
+
+def pull_xcom(ti: Any, task_id: str, key: str) -> Any:
+    """``ti.xcom_pull`` that also works where Airflow 3 runs a DAG callback in-process.
+
+    ``dag.test()`` (and ``airflow dags test``) run DAG-level callbacks in the scheduling
+    process, where the SDK's XCom client has no supervisor to talk to; that process does have
+    the metadata DB, so read the XCom there.
+    """
+    try:
+        return ti.xcom_pull(task_ids=task_id, key=key)
+    except ImportError:
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            query = XComModel.get_many(
+                run_id=ti.run_id, dag_ids=ti.dag_id, task_ids=task_id, key=key
+            )
+            row = session.scalars(query).first()
+            return XComModel.deserialize_value(row) if row is not None else None

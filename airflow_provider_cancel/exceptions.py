@@ -68,3 +68,12 @@ class InvalidResponseError(CancelApiError):
 
 class TransportError(CancelApiError):
     """No answer: connection refused or reset, DNS failure, or timeout, after every retry."""
+
+
+def missing_job_message(error: JobNotFoundError) -> str:
+    """What a sensor says when a job it waits for disappears."""
+    return (
+        f"job {error.job_id!r} disappeared while waiting (not found: {error.server_message}); "
+        "set missing_job_status to read a missing job as a status (WriteText drops finished "
+        "requests)"
+    )

@@ -95,3 +95,52 @@ def map_raw_status(raw: object, table: dict[str, JobStatus]) -> JobStatus:
     if not isinstance(raw, str):
         return JobStatus.UNKNOWN
     return table.get(raw.strip().lower(), JobStatus.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Where a set of jobs stands against the statuses a sensor waits for."""
+
+    done: bool
+    failures: dict[str, str]
+    """Job id → why it can never reach a success status (fail fast)."""
+    waiting: list[str]
+
+    @property
+    def message(self) -> str:
+        if self.failures:
+            reasons = "; ".join(f"{job_id!r}: {why}" for job_id, why in self.failures.items())
+            return f"{len(self.failures)} job(s) will never be cancelled: {reasons}"
+        if self.done:
+            return "every job reached a success status"
+        return f"waiting for {len(self.waiting)} job(s): {', '.join(map(repr, self.waiting[:10]))}"
+
+
+def parse_statuses(statuses: Any, *, task: str = "<unknown>") -> frozenset[JobStatus]:
+    """Validate ``success_statuses``: known, non-empty, and never ``unknown``."""
+    if isinstance(statuses, (str, JobStatus)):
+        statuses = [statuses]
+    try:
+        parsed = frozenset(JobStatus(str(s).strip().lower()) for s in statuses)
+    except (TypeError, ValueError):
+        allowed = ", ".join(s.value for s in JobStatus if s is not JobStatus.UNKNOWN)
+        raise ValueError(
+            f"Task {task!r}: success_statuses={statuses!r} must be among {allowed}"
+        ) from None
+    if not parsed or JobStatus.UNKNOWN in parsed:
+        raise ValueError(
+            f"Task {task!r}: success_statuses={statuses!r} must be non-empty and may not "
+            "contain 'unknown' (an unrecognised status never counts as done)"
+        )
+    return parsed
+
+
+def assess(states: dict[str, JobState], success: frozenset[JobStatus]) -> Assessment:
+    """Done when every job is in ``success``; a terminal status outside it can never change."""
+    failures = {
+        job_id: f"status {state.status.value} (raw {state.raw_status!r})"
+        for job_id, state in states.items()
+        if state.status not in success and state.status.is_terminal
+    }
+    waiting = [job_id for job_id, state in states.items() if state.status not in success]
+    return Assessment(done=not waiting, failures=failures, waiting=waiting)

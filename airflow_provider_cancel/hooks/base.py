@@ -324,9 +324,68 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         itself failed (auth, payment, server errors after retries, no answer)."""
         return self.run_flow(self.cancel_flow(self._one_id(job_id)))
 
+    def cancel_jobs(self, job_ids: list[str], max_concurrency: int = 16) -> list[CancelResult]:
+        """Cancel many jobs concurrently over this hook's one pooled session.
+
+        Never raises for a single job: a job whose cancel call failed gets outcome ``error``
+        with the reason, so one bad job cannot hide what happened to the others. Results
+        keep the order of ``job_ids``.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.connection  # noqa: B018 - a broken connection fails here, before any request
+        ids = [self._one_id(job_id) for job_id in job_ids]
+        workers = max(1, min(max_concurrency, len(ids)))
+        self.pool_size = max(self.pool_size, workers)
+        done = 0
+        step = max(1, len(ids) // 10)
+
+        def cancel_one(job_id: str) -> CancelResult:
+            nonlocal done
+            try:
+                result = self.cancel_job(job_id)
+            except CancelApiError as error:
+                result = CancelResult(job_id, CancelOutcome.ERROR, message=self.scrub(str(error)))
+            done += 1
+            if len(ids) > 20 and done % step == 0:
+                self.log.info("%s: %d of %d cancel calls answered", self.hook_name, done, len(ids))
+            return result
+
+        if workers == 1:
+            return [cancel_one(job_id) for job_id in ids]
+        with ThreadPoolExecutor(workers, thread_name_prefix="cancel") as pool:
+            return list(pool.map(cancel_one, ids))
+
     def get_job(self, job_id: str) -> JobState:
         """Read one job's status; raises :class:`JobNotFoundError` when the API does not know it."""
         return self.run_flow(self.status_flow(self._one_id(job_id)))
+
+    def get_jobs(
+        self, job_ids: list[str], *, missing_status: JobStatus | None = None
+    ) -> dict[str, JobState]:
+        """Read several jobs. A job the API does not know raises :class:`JobNotFoundError`,
+        unless ``missing_status`` says what a missing job should read as."""
+        states = {}
+        for job_id in job_ids:
+            try:
+                states[job_id] = self.get_job(job_id)
+            except JobNotFoundError as error:
+                states[job_id] = _missing(job_id, error, missing_status)
+        return states
+
+    async def aget_jobs(
+        self, job_ids: list[str], *, missing_status: JobStatus | None = None
+    ) -> dict[str, JobState]:
+        """Async twin of :meth:`get_jobs`; reads concurrently over the one async client."""
+        import asyncio
+
+        async def read(job_id: str) -> JobState:
+            try:
+                return await self.aget_job(job_id)
+            except JobNotFoundError as error:
+                return _missing(job_id, error, missing_status)
+
+        return dict(zip(job_ids, await asyncio.gather(*map(read, job_ids)), strict=True))
 
     async def acancel_job(self, job_id: str) -> CancelResult:
         return await self.arun_flow(self.cancel_flow(self._one_id(job_id)))
@@ -665,6 +724,14 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         if "async_client" in self.__dict__:
             await self.async_client.aclose()
             del self.__dict__["async_client"]
+
+
+def _missing(job_id: str, error: JobNotFoundError, missing_status: JobStatus | None) -> JobState:
+    if missing_status is None:
+        raise error
+    return JobState(
+        job_id, missing_status, None, None, f"not found (404), read as {missing_status.value}"
+    )
 
 
 def _user_agent() -> str:

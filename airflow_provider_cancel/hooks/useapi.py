@@ -52,7 +52,7 @@ def job_state(job_id: str, body: Any, api_version: str) -> JobState:
     if api_version == "v3":
         status = map_raw_status(raw, V3_STATUSES)
         cancelled = isinstance(error, str) and error.strip().lower() == V3_CANCELLED_ERROR
-        if status is JobStatus.FAILED and cancelled:
+        if raw_status is not None and raw_status.strip().lower() == "failed" and cancelled:
             status = JobStatus.CANCELLED
     else:
         status = map_raw_status(raw, V2_STATUSES)
