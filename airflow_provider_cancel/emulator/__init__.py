@@ -1,0 +1,24 @@
+"""Local, standard-library-only emulator of useapi.net Midjourney (v2, v3) and WriteText.ai.
+
+It lets the tests, the demo, the example DAGs and the benchmarks exercise the provider without
+paid accounts (useapi.net ended its Midjourney service in June 2026, so there is no live API to
+test against). It reproduces the documented contracts and, through fault injection and settings,
+the undocumented answers the hooks must survive (cancel of a finished job, token field names,
+429/5xx/HTML/dropped connections).
+
+In-process::
+
+    with Emulator(start_delay=0.05) as emu:
+        job_id = emu.submit_useapi("a cat")
+        ...  # point a hook at emu.url
+
+Separate process: ``python -m airflow_provider_cancel.emulator --port 8765``; drive it through
+the ``/_emulator/...`` control endpoints.
+"""
+
+from __future__ import annotations
+
+from .server import Emulator
+from .state import normalize
+
+__all__ = ["Emulator", "normalize"]
