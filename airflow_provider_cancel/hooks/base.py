@@ -13,6 +13,7 @@ import abc
 import email.utils
 import json
 import time
+import weakref
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -639,33 +640,51 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         session.headers["User-Agent"] = _user_agent()
         return session
 
-    @cached_property
+    @property
     def async_client(self) -> httpx.AsyncClient:
-        """One pooled async client per hook (so per trigger), never one per poll."""
-        import httpx
+        """The pooled async client of the running event loop, shared by every hook with the
+        same transport settings: a triggerer running many triggers keeps one pool of
+        connections, and no poll builds a client. (A client cannot outlive its event loop,
+        so each loop gets its own.)"""
+        import asyncio
 
-        return httpx.AsyncClient(
-            verify=self.verify,
-            timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=self.pool_size, max_keepalive_connections=self.pool_size
-            ),
-            headers={"User-Agent": _user_agent()},
-            follow_redirects=False,
-        )
+        loop_clients = _ASYNC_CLIENTS.setdefault(asyncio.get_running_loop(), {})
+        key = (self.verify, self.timeout, self.connect_timeout, self.pool_size)
+        client = loop_clients.get(key)
+        if client is None or client.is_closed:
+            import httpx
+
+            client = loop_clients[key] = httpx.AsyncClient(
+                verify=self.verify,
+                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+                limits=httpx.Limits(
+                    max_connections=self.pool_size, max_keepalive_connections=self.pool_size
+                ),
+                headers={"User-Agent": _user_agent()},
+                follow_redirects=False,
+            )
+        return client
 
     def _attempt(self, request: ApiRequest, base: str, headers: Mapping[str, str]) -> ApiResponse:
         import requests
 
         started = time.monotonic()
+        url = self._url(request, base)
+        prepared = self.session.prepare_request(
+            requests.Request(
+                request.method, url, json=request.json, headers={**headers, **request.headers}
+            )
+        )
+        # requests re-quotes URLs and turns an encoded dot (%2E) back into ".", which would make
+        # an id ".." navigate up the path; our paths are already encoded exactly, so keep them.
+        prepared.url = url
+        settings = self.session.merge_environment_settings(url, {}, None, self.verify, None)
         try:
-            answer = self.session.request(
-                request.method,
-                self._url(request, base),
-                json=request.json,
-                headers={**headers, **request.headers},
+            answer = self.session.send(
+                prepared,
                 timeout=(self.connect_timeout, self.timeout),
                 allow_redirects=False,
+                **settings,
             )
             response = ApiResponse(
                 answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, answer.text
@@ -721,9 +740,16 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
             del self.__dict__["session"]
 
     async def aclose(self) -> None:
-        if "async_client" in self.__dict__:
-            await self.async_client.aclose()
-            del self.__dict__["async_client"]
+        """Close the running loop's shared async clients (e.g. at the end of a script)."""
+        import asyncio
+
+        for client in _ASYNC_CLIENTS.pop(asyncio.get_running_loop(), {}).values():
+            await client.aclose()
+
+
+_ASYNC_CLIENTS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], httpx.AsyncClient]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _missing(job_id: str, error: JobNotFoundError, missing_status: JobStatus | None) -> JobState:

@@ -16,8 +16,9 @@ class JobStatusTrigger(BaseTrigger):
     """Poll remote jobs until each reaches a success status, or one never can.
 
     Runs in the triggerer. All kwargs are JSON, so the trigger survives being serialised and
-    re-created by another triggerer process. One hook, so one pooled async client (and for
-    WriteText one access token), serves every poll for the life of the trigger.
+    re-created by another triggerer process. Every poll goes through the event loop's shared
+    pooled async client (see ``JobApiHook.async_client``) and, for WriteText, the connection's
+    cached access token: no poll builds a client or fetches a token.
 
     Yields exactly one event:
     ``{"status": "success" | "failed" | "error", "message": str,
@@ -96,6 +97,3 @@ class JobStatusTrigger(BaseTrigger):
             yield TriggerEvent(
                 {"status": "error", "message": f"{type(error).__name__}: {message}", "jobs": {}}
             )
-        finally:
-            if hook is not None:
-                await hook.aclose()
