@@ -82,26 +82,40 @@ def parse_token_answer(body: Any, token_url: str, region_override: str | None) -
 
 
 def _lifetime(body: Mapping[str, Any], now: float) -> float:
+    """Seconds the token lives: a lifetime field, else an absolute expiry, else 24 h."""
     for key in LIFETIME_FIELDS:
-        value = body.get(key)
-        try:
-            if value is not None and not isinstance(value, bool) and float(value) > 0:
-                return float(value)
-        except (TypeError, ValueError):
-            pass
+        seconds = _number(body.get(key))
+        if seconds is not None and seconds > 0:
+            return seconds
     for key in EXPIRY_TIME_FIELDS:
-        value = body.get(key)
-        if isinstance(value, str) and value:
-            import pendulum
-
-            try:
-                expires = pendulum.parse(value)
-            except (ValueError, pendulum.parsing.exceptions.ParserError):
-                continue
-            seconds = expires.timestamp() - now  # type: ignore[union-attr]
-            if seconds > 0:
-                return float(seconds)
+        expires_at = _timestamp(body.get(key))
+        if expires_at is not None and expires_at > now:
+            return expires_at - now
     return DEFAULT_LIFETIME
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _timestamp(value: Any) -> float | None:
+    """An absolute time as epoch seconds: a number (seconds, or milliseconds) or ISO-8601."""
+    number = _number(value)
+    if number is not None:
+        return number / 1000 if number > 1e11 else number
+    if not isinstance(value, str) or not value:
+        return None
+    import pendulum
+
+    try:
+        return float(pendulum.parse(value).timestamp())  # type: ignore[union-attr]
+    except (ValueError, pendulum.parsing.exceptions.ParserError):
+        return None
 
 
 class _TokenCache:
@@ -113,6 +127,7 @@ class _TokenCache:
 
     def __init__(self) -> None:
         self._tokens: dict[str, AccessToken] = {}
+        self._issued: dict[str, list[str]] = {}
         self._thread_locks: dict[str, threading.Lock] = {}
         self._loop_locks: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, asyncio.Lock]
@@ -124,7 +139,13 @@ class _TokenCache:
         return token if token is not None and time.time() < token.refresh_at else None
 
     def store(self, key: str, token: AccessToken) -> None:
-        self._tokens[key] = token
+        with self._guard:
+            self._tokens[key] = token
+            self._issued.setdefault(key, []).append(token.token)
+
+    def issued(self, key: str) -> list[str]:
+        """Every token this process got for ``key``: error texts are scrubbed of all of them."""
+        return list(self._issued.get(key, ()))
 
     def forget(self, key: str, token: str) -> bool:
         """Drop ``token`` if it is still the cached one; True either way (retry is worth it)."""
@@ -146,6 +167,7 @@ class _TokenCache:
     def clear(self) -> None:
         with self._guard:
             self._tokens.clear()
+            self._issued.clear()
 
 
 TOKEN_CACHE = _TokenCache()
@@ -245,9 +267,7 @@ class WriteTextHook(JobApiHook):
     def _secrets(self) -> list[str]:
         secrets = super()._secrets()
         if "connection" in self.__dict__:
-            cached = TOKEN_CACHE.valid(self._cache_key)
-            if cached is not None:
-                secrets.append(cached.token)
+            secrets.extend(TOKEN_CACHE.issued(self._cache_key))
         return secrets
 
     @staticmethod
