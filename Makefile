@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint unit clean
+.PHONY: install demo test lint unit clean e2e install-airflow2 test-airflow2 wheel-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,68 @@ demo: install
 test: lint
 	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
+## make faults: print the fault matrix (every fault x call x API x sync/async) with counts;
+## the same cells run in `make test` (tests/reliability/test_fault_matrix.py).
+.PHONY: faults
+faults: install
+	$(BIN)/python -m tests.reliability.fault_matrix
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .airflow build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-airflow2 .venv-wheel .airflow .e2e build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+
+## make e2e: a real Airflow 3 deployment from .venv (API server, scheduler with LocalExecutor,
+## DAG processor, triggerer; SQLite) runs the example DAGs and a triggerer restart through the
+## REST API, against the emulator (tests/e2e/run_e2e.py).
+e2e: install
+	PATH="$(BIN):$$PATH" $(BIN)/python tests/e2e/run_e2e.py
+
+## make test-airflow2: the test suite against the latest Airflow 2.11.x, in .venv-airflow2
+## (its own SQLite metadata DB: Airflow 2 looks connections up there after env vars).
+VENV2 := .venv-airflow2
+BIN2 := $(abspath $(VENV2))/bin
+STAMP2 := $(VENV2)/.installed-stamp
+AIRFLOW2 ?= apache-airflow==2.11.*
+AIRFLOW2_ENV := PATH="$(BIN2):$$PATH" AIRFLOW_HOME="$(abspath $(VENV2))/airflow-home" AIRFLOW__CORE__LOAD_EXAMPLES=False
+
+$(STAMP2): pyproject.toml
+	$(PYTHON) -m venv $(VENV2)
+	$(BIN2)/python -m pip install -q --upgrade pip
+	$(BIN2)/python -m pip install -q -e '.[test]' '$(AIRFLOW2)'
+	touch $(STAMP2)
+
+install-airflow2: $(STAMP2)
+
+test-airflow2: install-airflow2
+	$(AIRFLOW2_ENV) $(BIN2)/airflow db migrate > $(VENV2)/db-migrate.log 2>&1 || (cat $(VENV2)/db-migrate.log; exit 1)
+	$(AIRFLOW2_ENV) $(BIN2)/python -m pytest -q -p no:cacheprovider -rs
+
+## make wheel-test: build the sdist and the wheel, install the wheel (with the latest Airflow)
+## into a clean .venv-wheel and check what Airflow sees of it (tests/packaging).
+WHEEL_VENV := $(abspath .venv-wheel)
+
+wheel-test: install
+	rm -rf dist $(WHEEL_VENV)
+	$(BIN)/python -m pip install -q build
+	$(BIN)/python -m build --outdir dist .
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install -q --upgrade pip
+	$(WHEEL_VENV)/bin/python -m pip install -q dist/*.whl
+	WHEEL_TEST_VENV=$(WHEEL_VENV) WHEEL_TEST_DIST=$(abspath dist) \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/packaging
+
+## make bench: performance figures against the emulator (bulk cancel, triggerer footprint, import
+## cost, sensor latency), beside the http provider, with PASS/FAIL per bar (bench/run.py).
+.PHONY: bench
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	PATH="$(BIN):$$PATH" $(BIN)/python bench/run.py

@@ -51,7 +51,10 @@ class CancelOnFailure:
     def _ids(self, context: Any) -> list[str]:
         found: list[Any] = []
         if self.job_ids is not None:
-            found.extend(normalize_job_ids(self.job_ids, task=self._where(context)))
+            try:
+                found.extend(normalize_job_ids(self.job_ids, task=self._where(context)))
+            except InvalidJobIdError as error:  # still cancel what the XCom tasks started
+                log.error("%r: %s", self, error)
         for task_id in self.xcom_task_ids or []:
             value = self._pull(context, task_id)
             if value is None:

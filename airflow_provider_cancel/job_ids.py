@@ -63,6 +63,12 @@ def _one_id(item: Any, task: str, whole: Any) -> str:
     return item
 
 
+def validate_job_id(value: Any, *, task: str = "<unknown>") -> str:
+    """One id, taken literally (a hook never reads ``"['a']"`` as a list): the id as a string,
+    or :class:`InvalidJobIdError`."""
+    return _one_id(value, task, value)
+
+
 def normalize_job_ids(value: Any, *, task: str = "<unknown>") -> list[str]:
     """Return the ids in ``value`` as a list of distinct strings, in their first order.
 

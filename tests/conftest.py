@@ -160,26 +160,30 @@ def all_logs(
 ) -> Iterator[Callable[[], str]]:
     """Capture every log line at DEBUG: structlog events (before any masking), stdlib records
     and whatever reaches stdout/stderr. Yields a function returning all of it as one string."""
-    import structlog
-    from structlog.testing import LogCapture
-
-    old = structlog.get_config()
-    capture = LogCapture()
-    structlog.configure(
-        processors=[capture],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
-        cache_logger_on_first_use=False,
-    )
+    try:
+        import structlog
+        from structlog.testing import LogCapture
+    except ImportError:  # Airflow 2 logs through the stdlib only
+        structlog = None
+    old = structlog.get_config() if structlog else None
+    capture = LogCapture() if structlog else None
+    if structlog:
+        structlog.configure(
+            processors=[capture],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+            cache_logger_on_first_use=False,
+        )
     caplog.set_level(logging.DEBUG)
 
     def text() -> str:
         out, err = capfd.readouterr()
-        events = "\n".join(repr(entry) for entry in capture.entries)
+        events = "\n".join(repr(entry) for entry in capture.entries) if capture else ""
         records = "\n".join(
             f"{record.getMessage()} {record.exc_text or ''}" for record in caplog.records
         )
         text.seen += "\n".join((events, records, out, err))  # type: ignore[attr-defined]
-        capture.entries.clear()
+        if capture:
+            capture.entries.clear()
         caplog.clear()
         return text.seen  # type: ignore[attr-defined]
 
@@ -187,4 +191,5 @@ def all_logs(
     try:
         yield text
     finally:
-        structlog.configure(**old)
+        if structlog:
+            structlog.configure(**old)

@@ -44,7 +44,9 @@ class _Server(ThreadingHTTPServer):
     """One listening port; knows its emulator and whether it is the WriteText region host."""
 
     daemon_threads = True
-    request_queue_size = 256
+    # Clients that open a connection per request (the http provider's triggers) arrive in bursts
+    # of ~1000 once a second; a short backlog drops SYNs, which costs the client a 1 s retransmit.
+    request_queue_size = 2048
 
     def __init__(self, address: tuple[str, int], emulator: Emulator, region: bool) -> None:
         self.emulator = emulator

@@ -87,7 +87,10 @@ class UseApiHook(JobApiHook):
 
     @cached_property
     def api_version(self) -> str:
-        version = self._api_version_argument or self.extra_value("api_version") or "v2"
+        return self._api_version(self.connection)
+
+    def _api_version(self, conn: Any) -> str:
+        version = self._api_version_argument or self.extra_value("api_version", conn) or "v2"
         version = str(version).strip().lower()
         if version not in API_VERSIONS:
             raise ConnectionConfigError(
@@ -95,6 +98,10 @@ class UseApiHook(JobApiHook):
                 f"{', '.join(API_VERSIONS)}"
             )
         return version
+
+    def _check_connection(self, conn: Any) -> None:
+        super()._check_connection(conn)
+        self._api_version(conn)
 
     def auth(self) -> tuple[str, dict[str, str]]:
         return self.base_url, {
@@ -120,7 +127,7 @@ class UseApiHook(JobApiHook):
         response = yield self.status_request(job_id)
         if response.status_code != 200:
             raise self.error_for(response, call="status", job_id=job_id)
-        body = self.parse_json(response, call="status", job_id=job_id)
+        body = self.parse_job_body(response, call="status", job_id=job_id)
         return job_state(job_id, body, self.api_version)
 
     def cancel_flow(self, job_id: str) -> Flow[CancelResult]:

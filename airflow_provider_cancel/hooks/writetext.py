@@ -282,7 +282,7 @@ class WriteTextHook(JobApiHook):
         response = yield ApiRequest("GET", path, call="status", job_id=job_id)
         if response.status_code != 200:
             raise self.error_for(response, call="status", job_id=job_id)
-        return self.job_state(job_id, self.parse_json(response, call="status", job_id=job_id))
+        return self.job_state(job_id, self.parse_job_body(response, call="status", job_id=job_id))
 
     def cancel_flow(self, job_id: str) -> Flow[CancelResult]:
         path = f"/text/Generate/Bulk/{encode_path_segment(job_id)}/cancel"

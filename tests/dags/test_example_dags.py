@@ -1,0 +1,261 @@
+"""Each example DAG (and two test DAGs) run for real with ``airflow dags test`` against the
+emulator: run and task states from the SQLite database, final job states from the emulator,
+deferral evidence from the trigger table and the audit log, and no secret anywhere."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_cancel._compat import AIRFLOW_V_3_0_PLUS
+
+from .conftest import DAGS, EXAMPLE_DAGS, USEAPI_TOKEN, WRITETEXT_KEY, DagRunResult
+
+pytestmark = pytest.mark.skipif(
+    not AIRFLOW_V_3_0_PLUS,
+    reason="Airflow 3 only: the DAG files import airflow.sdk; "
+    "tests/airflow2 runs the example DAGs on Airflow 2.11",
+)
+
+TRIGGER = "airflow_provider_cancel.triggers.status.JobStatusTrigger"
+
+
+def test_every_example_dag_is_covered() -> None:
+    examples = {
+        path.stem
+        for path in EXAMPLE_DAGS.glob("*.py")
+        if path.stem != "run_demo" and "@dag" in path.read_text()
+    }
+    assert len(examples) == 4
+    assert examples <= set(DAGS)
+
+
+def ran(dag_runs: dict[str, DagRunResult], dag_id: str) -> DagRunResult:
+    result = dag_runs[dag_id]
+    assert result.run_state is not None, result.describe()
+    return result
+
+
+def normalized(result: DagRunResult, job_ids: list[str]) -> dict[str, str]:
+    return {job: result.jobs[job]["normalized"] for job in job_ids}
+
+
+# ---------------------------------------------------------------------- example DAGs
+
+
+def test_example_useapi_cancel(dag_runs: dict[str, DagRunResult]) -> None:
+    result = ran(dag_runs, "example_useapi_cancel")
+
+    assert result.returncode == 0, result.describe()
+    assert result.run_state == "success", result.describe()
+    assert result.task_states == {
+        "submit": "success",
+        "cancel": "success",
+        "wait_cancelled": "success",
+    }
+    job = result.xcoms["submit"]
+    assert list(result.jobs) == [job]  # the one job the DAG started...
+    assert result.jobs[job]["status"] == "cancelled"  # ...is cancelled
+    assert result.jobs[job]["cancel_calls"] == 1
+    # The XComArg reached the operator and the sensor as the id itself.
+    assert result.rendered["cancel"]["job_id"] == job
+    assert result.xcoms["cancel"] == {
+        job: {
+            "outcome": "cancelled",
+            "status": "cancelled",
+            "raw_status": "cancelled",
+            "message": "cancelled",
+        }
+    }
+    assert result.trigger_tasks["wait_cancelled"] is None  # poke mode: never deferred
+
+
+def test_example_writetext_bulk_cancel_defers_and_resumes(
+    dag_runs: dict[str, DagRunResult],
+) -> None:
+    result = ran(dag_runs, "example_writetext_bulk_cancel")
+
+    assert result.returncode == 0, result.describe()
+    assert result.run_state == "success", result.describe()
+    assert result.task_states == {
+        "submit": "success",
+        "cancel_all": "success",
+        "wait_cancelled": "success",
+    }
+    ids = result.xcoms["submit"]
+    assert len(ids) == 3
+    assert sorted(result.jobs) == sorted(ids)
+    assert {job: result.jobs[job]["status"] for job in ids} == dict.fromkeys(ids, "Cancelled")
+    assert [result.jobs[job]["cancel_calls"] for job in ids] == [1, 1, 1]
+    # The Jinja template rendered to a list literal, and the operator read it back.
+    assert result.rendered["cancel_all"]["job_id"] == repr(ids)
+    assert {entry["outcome"] for entry in result.xcoms["cancel_all"].values()} == {"cancelling"}
+    assert list(result.xcoms["cancel_all"]) == ids
+
+    # The sensor deferred to JobStatusTrigger, then resumed and succeeded.
+    assert result.triggers == [
+        (
+            TRIGGER,
+            {
+                "conn_id": "writetext_default",
+                "job_ids": ids,
+                "success_statuses": ["cancelled"],
+                "poll_interval": 1.0,
+                "hook_params": {},
+                "missing_job_status": None,
+            },
+        )
+    ]
+    assert result.trigger_tasks["wait_cancelled"] is not None
+    assert result.events["wait_cancelled"] == ["running", "deferred", "running", "success"]
+    output = result.output
+    deferred_at = output.index("Pausing task as DEFERRED")
+    assert "task_id=wait_cancelled" in output[deferred_at : output.index("\n", deferred_at)]
+    assert output.index("[DAG TEST] Trigger completed") > deferred_at
+    assert "Polling 3 job(s) on WriteText.ai" in output
+
+
+def test_example_cancel_on_failure_callbacks_cancel_everything(
+    dag_runs: dict[str, DagRunResult],
+) -> None:
+    result = ran(dag_runs, "example_cancel_on_failure")
+
+    assert result.run_state == "failed", result.describe()  # on purpose
+    assert result.task_states == {
+        "submit_images": "success",
+        "submit_texts": "success",
+        "publish": "failed",
+    }
+    images = result.xcoms["submit_images"]
+    text = result.xcoms["submit_texts"]
+    assert len(images) == 2
+    assert isinstance(text, str)
+    assert sorted(result.jobs) == sorted([*images, text])
+    # Task-level callback (on publish) cancelled the images...
+    assert normalized(result, images) == dict.fromkeys(images, "cancelled")
+    assert [result.jobs[job]["api"] for job in images] == ["useapi_v2"] * 2
+    # ...and the DAG-level callback cancelled the text request.
+    assert result.jobs[text]["api"] == "writetext"
+    assert result.jobs[text]["status"] == "Cancelled"
+    assert all(job["cancel_calls"] == 1 for job in result.jobs.values())
+    # The original failure stays the visible one.
+    assert "the downstream system rejected the batch" in result.output
+    assert "could not cancel the jobs" not in result.output
+
+
+def test_example_cleanup_on_failure(dag_runs: dict[str, DagRunResult]) -> None:
+    result = ran(dag_runs, "example_cleanup_on_failure")
+
+    assert result.run_state == "success", result.describe()
+    assert result.task_states == {
+        "submit": "success",
+        "check_budget": "failed",
+        "cancel_submitted": "success",
+        "confirm_cancelled": "success",
+    }
+    ids = result.xcoms["submit"]
+    assert len(ids) == 4
+    assert sorted(result.jobs) == sorted(ids)
+    assert normalized(result, ids) == dict.fromkeys(ids, "cancelled")
+    assert {entry["outcome"] for entry in result.xcoms["cancel_submitted"].values()} == {
+        "cancelled"
+    }
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAGS))
+def test_every_job_a_dag_started_ends_as_intended(
+    dag_runs: dict[str, DagRunResult], dag_id: str
+) -> None:
+    result = ran(dag_runs, dag_id)
+    assert result.jobs, f"{dag_id} started no job"
+    expected = {"cancelled"}
+    if dag_id == "provider_test_failures":  # one job is left to complete on purpose
+        expected.add("completed")
+    assert {job["normalized"] for job in result.jobs.values()} == expected, result.describe()
+
+
+# ---------------------------------------------------------------------- test DAGs
+
+
+def test_sensor_in_reschedule_mode_and_int_ids_from_an_xcomarg(
+    dag_runs: dict[str, DagRunResult],
+) -> None:
+    result = ran(dag_runs, "provider_test_reschedule")
+
+    assert result.run_state == "success", result.describe()
+    assert set(result.task_states.values()) == {"success"}, result.describe()
+    # The int from XCom reached the emulator as the id "424242".
+    assert result.xcoms["submit_numeric"] == 424242
+    assert list(result.xcoms["cancel_numeric"]) == ["424242"]
+    assert result.xcoms["cancel_numeric"]["424242"]["outcome"] == "cancelled"
+    assert result.jobs["424242"]["status"] == "cancelled"
+    # Reschedule mode gave the slot back while the requests were Cancelling.
+    assert result.reschedules.get("wait_texts", 0) >= 1, result.describe()
+    assert "up_for_reschedule" in result.events["wait_texts"]
+    assert result.events["wait_texts"][-1] == "success"
+    assert result.triggers == []
+    for job in result.xcoms["submit_texts"]:
+        assert result.jobs[job]["status"] == "Cancelled"
+
+
+def test_deferred_sensor_soft_fails_when_the_trigger_sees_a_job_complete(
+    dag_runs: dict[str, DagRunResult],
+) -> None:
+    result = ran(dag_runs, "provider_test_failures")
+
+    assert result.task_states["submit"] == "success"
+    assert result.task_states["wait_cancelled"] == "skipped", result.describe()
+    job = result.xcoms["submit"]
+    assert result.jobs[job]["status"] == "completed"
+    assert result.jobs[job]["cancel_calls"] == 0
+    assert [classpath for classpath, _ in result.triggers] == [TRIGGER]
+    assert result.triggers[0][1]["job_ids"] == [job]
+    assert result.trigger_tasks["wait_cancelled"] is not None
+    assert result.events["wait_cancelled"] == ["running", "deferred", "running", "skipped"]
+    assert "Pausing task as DEFERRED" in result.output
+    assert re.search(rf"{re.escape(job)}: completed \(raw 'completed'\)", result.output)
+
+
+def test_failing_cancel_task_names_the_missing_job_and_keeps_its_report(
+    dag_runs: dict[str, DagRunResult],
+) -> None:
+    result = ran(dag_runs, "provider_test_failures")
+
+    assert result.task_states["submit_other"] == "success"
+    assert result.task_states["cancel_mixed"] == "failed", result.describe()
+    other = result.xcoms["submit_other"]
+    # Jinja inside a list was rendered item by item.
+    assert result.rendered["cancel_mixed"]["job_id"] == [other, "job:does-not-exist"]
+    assert result.jobs[other]["status"] == "cancelled"
+    # The report reached XCom although the task failed.
+    report = result.xcoms["cancel_mixed"]
+    assert {job: entry["outcome"] for job, entry in report.items()} == {
+        other: "cancelled",
+        "job:does-not-exist": "not_found",
+    }
+    assert (
+        "Task 'cancel_mixed': 1 of 2 job(s) were not cancelled: "
+        "'job:does-not-exist' (not_found: " in result.output
+    )
+    # A failed task that is not a leaf: the run still ends by its leaves.
+    assert result.run_state == "success"
+
+
+# ---------------------------------------------------------------------- secrets
+
+
+def test_dag_runs_never_leak_secrets(dag_runs: dict[str, DagRunResult]) -> None:
+    tokens = [token for result in dag_runs.values() for token in result.issued_tokens]
+    assert tokens, "no WriteText access token was issued: the check would be vacuous"
+    secrets = [USEAPI_TOKEN, WRITETEXT_KEY, *tokens]
+    for result in dag_runs.values():
+        places: dict[str, Any] = {"dags test output": result.output, "database": result.db_dump}
+        for path in Path(result.home).rglob("*"):
+            if path.is_file() and path.suffix in (".log", ".json", ".txt", ".cfg", ""):
+                places[str(path)] = path.read_text(errors="replace")
+        for where, text in places.items():
+            for secret in secrets:
+                assert secret not in text, f"{result.dag_id}: a secret leaked into {where}"

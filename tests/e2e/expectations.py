@@ -1,0 +1,53 @@
+"""What every DAG run must end as: shared by the e2e driver and the Airflow 2.11 DAG tests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+sys.path.insert(0, str(EXAMPLE_DAGS))
+from run_demo import EXPECTED_RUN_STATE  # noqa: E402  (the demo's expectations, shared)
+
+sys.path.remove(str(EXAMPLE_DAGS))
+
+RESTART_DAG = "e2e_triggerer_restart"
+
+# Final state of every task, per DAG.
+EXPECTED_TASKS: dict[str, dict[str, str]] = {
+    "example_useapi_cancel": {
+        "submit": "success",
+        "cancel": "success",
+        "wait_cancelled": "success",
+    },
+    "example_writetext_bulk_cancel": {
+        "submit": "success",
+        "cancel_all": "success",
+        "wait_cancelled": "success",
+    },
+    "example_cancel_on_failure": {
+        "submit_images": "success",
+        "submit_texts": "success",
+        "publish": "failed",  # on purpose: its callbacks cancel what the submit tasks started
+    },
+    "example_cleanup_on_failure": {
+        "submit": "success",
+        "check_budget": "failed",  # on purpose: the one_failed cleanup cancels the jobs
+        "cancel_submitted": "success",
+        "confirm_cancelled": "success",
+    },
+    RESTART_DAG: {"submit": "success", "cancel": "success", "wait_cancelled": "success"},
+}
+
+# The tasks whose ``return_value`` XCom holds the ids of the jobs each DAG submitted.
+SUBMIT_TASKS: dict[str, list[str]] = {
+    "example_useapi_cancel": ["submit"],
+    "example_writetext_bulk_cancel": ["submit"],
+    "example_cancel_on_failure": ["submit_images", "submit_texts"],
+    "example_cleanup_on_failure": ["submit"],
+    RESTART_DAG: ["submit"],
+}
+
+EXPECTED_RUN: dict[str, str] = {**EXPECTED_RUN_STATE, RESTART_DAG: "success"}
+
+__all__ = ["EXPECTED_RUN", "EXPECTED_RUN_STATE", "EXPECTED_TASKS", "RESTART_DAG", "SUBMIT_TASKS"]

@@ -1,0 +1,655 @@
+"""End-to-end test on a real Airflow 3 deployment (``make e2e``).
+
+Starts, from the project's venv and in a temporary folder:
+
+* the emulator (``python -m airflow_provider_cancel.emulator``),
+* Airflow's metadata DB (SQLite; Airflow 3 accepts it with the LocalExecutor, because task
+  processes reach the DB only through the API server's Execution API, and SQLite serialises
+  the few writers: scheduler, DAG processor, triggerer, API server),
+* ``airflow api-server``, ``airflow scheduler`` (LocalExecutor), ``airflow dag-processor`` and
+  ``airflow triggerer`` as four separate processes,
+
+then, through Airflow's REST API v2 (JWT from SimpleAuthManager's ``/auth/token``):
+
+1. tests ``useapi`` and ``writetext`` connections (``POST /api/v2/connections/test``): success
+   against the emulator, a clear failure with a wrong token that never echoes the token;
+2. triggers every example DAG, waits for the runs and checks the run state, every task's
+   state, and that every job the DAG submitted (read from its submit tasks' XCom) ended
+   cancelled in the emulator;
+3. runs ``tests/e2e/dags/e2e_triggerer_restart.py``: while its ``JobCancelledSensor`` is
+   deferred, stops the triggerer and starts a new one, checks that the new triggerer took the
+   same trigger over (and says so in its log), flips the job to Cancelling and then Cancelled
+   through the emulator's control endpoint, and checks that the sensor succeeded and that the
+   job was cancelled exactly once (``cancel_calls == 1``).
+
+Every process writes its log to ``<tmp>/logs/``; a failing run copies that folder, with the
+task logs, to ``.e2e/logs-<timestamp>/`` in the repo (``E2E_KEEP_LOGS=1`` keeps them after a
+passing run too). Everything started here is stopped on
+exit, failure or Ctrl-C. Exit status 0 only if every check passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_DAGS = REPO / "example_dags"
+E2E_DAGS = Path(__file__).resolve().parent / "dags"
+BIN = Path(sys.executable).parent
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from expectations import (  # noqa: E402
+    EXPECTED_RUN,
+    EXPECTED_RUN_STATE,
+    EXPECTED_TASKS,
+    RESTART_DAG,
+    SUBMIT_TASKS,
+)
+
+WRONG_TOKEN = "wrong-token-e2e-0123456789"
+RUN_TIMEOUT = float(os.environ.get("E2E_RUN_TIMEOUT", "300"))
+
+
+class E2EFailure(Exception):
+    """A check failed; the message says which."""
+
+
+def log(message: str) -> None:
+    print(f"[e2e {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
+    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (OSError, urllib.error.URLError, ValueError, KeyError) as error:
+            last_error = error
+        time.sleep(interval)
+    raise E2EFailure(
+        f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})"
+    )
+
+
+# ---------------------------------------------------------------------- HTTP
+
+
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    token: str | None = None,
+    timeout: float = 30,
+) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Accept", "application/json")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            status, raw = answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+class Airflow:
+    """The REST API v2 of the deployment's API server."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.token = ""
+
+    def login(self) -> None:
+        # [core] simple_auth_manager_all_admins = True: GET /auth/token hands out an admin JWT.
+        status, body = http("GET", f"{self.url}/auth/token")
+        if status not in (200, 201) or not isinstance(body, dict) or "access_token" not in body:
+            raise E2EFailure(f"GET /auth/token answered {status}: {body}")
+        self.token = body["access_token"]
+
+    def call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200,)) -> Any:
+        status, answer = http(method, f"{self.url}/api/v2{path}", body, self.token)
+        if status not in ok:
+            raise E2EFailure(f"{method} /api/v2{path} answered {status}: {answer}")
+        return answer
+
+    @staticmethod
+    def q(value: str) -> str:
+        return urllib.parse.quote(value, safe="")
+
+    def trigger(self, dag_id: str) -> str:
+        run = self.call(
+            "POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": {}}, ok=(200,)
+        )
+        return str(run["dag_run_id"])
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return str(self.call("GET", f"/dags/{dag_id}/dagRuns/{self.q(run_id)}")["state"])
+
+    def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+        answer = self.call("GET", f"/dags/{dag_id}/dagRuns/{self.q(run_id)}/taskInstances")
+        return {ti["task_id"]: ti for ti in answer["task_instances"]}
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        path = (
+            f"/dags/{dag_id}/dagRuns/{self.q(run_id)}/taskInstances/{task_id}"
+            "/xcomEntries/return_value?deserialize=true"
+        )
+        value = self.call("GET", path)["value"]
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        return value
+
+
+class Emulator:
+    """The emulator's control endpoints (``/_emulator/...``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        status, answer = http(method, f"{self.url}/_emulator/{path}", body)
+        if status != 200:
+            raise E2EFailure(f"emulator {method} /_emulator/{path} answered {status}: {answer}")
+        return answer
+
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        return {job["id"]: job for job in self.call("GET", "jobs")}
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return dict(self.call("GET", f"jobs/{urllib.parse.quote(job_id, safe='')}"))
+
+    def set_status(self, job_id: str, status: str) -> None:
+        self.call("POST", f"jobs/{urllib.parse.quote(job_id, safe='')}/status", {"status": status})
+
+    def configure(self, **settings: Any) -> None:
+        self.call("POST", "config", settings)
+
+
+# ---------------------------------------------------------------------- processes
+
+
+class Deployment:
+    """Processes started here, each in its own session so the whole tree can be stopped."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.logs = root / "logs"
+        self.logs.mkdir(parents=True)
+        self.home = root / "airflow-home"
+        self.home.mkdir()
+        self.dags = root / "dags"
+        self.dags.mkdir()
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.env = dict(os.environ)
+        self.api_url = ""
+        self.emulator_url = ""
+
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        out = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            argv,
+            env=self.env,
+            cwd=self.root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        out.close()
+        self.processes[name] = process
+        log(f"started {name} (pid {process.pid}): {' '.join(argv[1:3])} ...")
+        return process
+
+    def stop(self, name: str, timeout: float = 30) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log(f"{name} ignored SIGTERM for {timeout:.0f}s; killing it")
+        # The session may still hold children (task processes, uvicorn workers): kill them too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.stop(name)
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise E2EFailure(
+                    f"{name} exited with {process.returncode}; see {self.logs / (name + '.log')}"
+                )
+
+
+def start_emulator(dep: Deployment) -> str:
+    process = dep.start(
+        "emulator",
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_cancel.emulator",
+            "--port",
+            "0",
+            "--cancel-delay",
+            "1",
+            "--start-delay",
+            "0.2",
+        ],
+    )
+    path = dep.logs / "emulator.log"
+
+    def listening() -> str | None:
+        if process.poll() is not None:
+            raise E2EFailure(f"emulator exited with {process.returncode}; see {path}")
+        match = re.search(r"listening on (http://\S+)", path.read_text(errors="replace"))
+        return match.group(1) if match else None
+
+    return str(wait_for("the emulator", listening, 30, 0.1))
+
+
+def configure_airflow(dep: Deployment, port: int, emulator_url: str) -> None:
+    for source in sorted(EXAMPLE_DAGS.glob("example_*.py")) + sorted(E2E_DAGS.glob("*.py")):
+        shutil.copy(source, dep.dags / source.name)
+    api_url = f"http://127.0.0.1:{port}"
+    dep.api_url = api_url
+    dep.emulator_url = emulator_url
+    dep.env.update(
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        AIRFLOW_HOME=str(dep.home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dep.dags),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+        AIRFLOW__CORE__PARALLELISM="8",
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+        AIRFLOW__CORE__AUTH_MANAGER=(
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+        AIRFLOW__CORE__TEST_CONNECTION="Enabled",
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{api_url}/execution/",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{dep.home / 'airflow.db'}",
+        AIRFLOW__API__HOST="127.0.0.1",
+        AIRFLOW__API__PORT=str(port),
+        AIRFLOW__API__BASE_URL=api_url,
+        AIRFLOW__API__WORKERS="1",
+        AIRFLOW__API__SECRET_KEY=secrets.token_urlsafe(24),
+        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(32),
+        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+        AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
+        AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC="2",
+        AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+        AIRFLOW_CONN_USEAPI_DEFAULT=json.dumps(
+            {"conn_type": "useapi", "host": emulator_url, "password": "emulator-useapi-token"}
+        ),
+        AIRFLOW_CONN_WRITETEXT_DEFAULT=json.dumps(
+            {"conn_type": "writetext", "host": emulator_url, "password": "emulator-writetext-key"}
+        ),
+    )
+    dep.env.pop("AIRFLOW__CORE__SQL_ALCHEMY_CONN", None)
+
+
+def start_airflow(dep: Deployment) -> Airflow:
+    airflow = str(BIN / "airflow")
+    log("airflow db migrate")
+    with (dep.logs / "db-migrate.log").open("wb") as out:
+        done = subprocess.run(
+            [airflow, "db", "migrate"], env=dep.env, stdout=out, stderr=subprocess.STDOUT
+        )
+    if done.returncode:
+        raise E2EFailure(f"airflow db migrate failed; see {dep.logs / 'db-migrate.log'}")
+    dep.start("api-server", [airflow, "api-server"])
+    dep.start("scheduler", [airflow, "scheduler"])
+    dep.start("dag-processor", [airflow, "dag-processor"])
+    dep.start("triggerer-1", [airflow, "triggerer"])
+
+    def healthy() -> bool:
+        dep.check_alive()
+        status, body = http("GET", f"{dep.api_url}/api/v2/monitor/health", timeout=5)
+        if status != 200 or not isinstance(body, dict):
+            return False
+        parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        return all((body.get(part) or {}).get("status") == "healthy" for part in parts)
+
+    wait_for("the API server, scheduler, DAG processor and triggerer to be healthy", healthy, 180)
+    api = Airflow(dep.api_url)
+    api.login()
+    log(f"Airflow is up at {dep.api_url} (all four components healthy)")
+    return api
+
+
+def wait_for_dags(dep: Deployment, api: Airflow) -> None:
+    def parsed() -> bool:
+        dep.check_alive()
+        errors = api.call("GET", "/importErrors")
+        if errors.get("total_entries"):
+            raise E2EFailure(f"DAG import errors: {json.dumps(errors['import_errors'], indent=1)}")
+        dag_ids = {dag["dag_id"] for dag in api.call("GET", "/dags?limit=100")["dags"]}
+        return set(EXPECTED_RUN) <= dag_ids
+
+    wait_for("the DAG processor to parse every DAG", parsed, 180, 1)
+
+
+# ---------------------------------------------------------------------- checks
+
+
+def check_connection_tests(api: Airflow, emulator_url: str) -> list[str]:
+    """``POST /api/v2/connections/test`` runs the hooks' ``test_connection`` in the API server."""
+    failures: list[str] = []
+    cases = [
+        ("useapi", "emulator-useapi-token", True),
+        ("useapi", WRONG_TOKEN, False),
+        ("writetext", "emulator-writetext-key", True),
+        ("writetext", WRONG_TOKEN, False),
+    ]
+    print("\n== connection test button (POST /api/v2/connections/test)")
+    for conn_type, password, expected in cases:
+        body = {
+            "connection_id": f"e2e_{conn_type}_{'ok' if expected else 'bad'}",
+            "conn_type": conn_type,
+            "host": emulator_url,
+            "password": password,
+        }
+        answer = api.call("POST", "/connections/test", body)
+        status, message = answer.get("status"), str(answer.get("message"))
+        label = "valid token" if expected else "wrong token"
+        print(f"   {conn_type:<10} {label:<12} -> status={status} message={message!r}")
+        if status is not expected:
+            failures.append(f"connection test {conn_type} ({label}) answered {answer}")
+        if not expected:
+            if WRONG_TOKEN in message:
+                failures.append(f"connection test {conn_type}: the message echoes the token")
+            if not re.search(r"401|auth|token|key|unauthori[sz]ed|invalid", message, re.I):
+                failures.append(
+                    f"connection test {conn_type} ({label}): unclear message {message!r}"
+                )
+    return failures
+
+
+def wait_for_run(api: Airflow, dep: Deployment, dag_id: str, run_id: str) -> str:
+    def finished() -> str | None:
+        dep.check_alive()
+        state = api.run_state(dag_id, run_id)
+        return state if state in ("success", "failed") else None
+
+    return str(wait_for(f"{dag_id} run {run_id} to finish", finished, RUN_TIMEOUT, 1))
+
+
+def settled_jobs(emulator: Emulator, ids: list[str], timeout: float = 60) -> dict[str, Any]:
+    """Emulator jobs, read once all are cancelled or ``timeout`` passed.
+
+    A DAG-level ``on_failure_callback`` runs in the DAG processor after the run is marked
+    failed, and WriteText passes through Cancelling: both may end a little after the run.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = emulator.jobs()
+        pending = [i for i in ids if i in jobs and jobs[i]["normalized"] != "cancelled"]
+        if not pending or time.monotonic() > deadline:
+            return {i: jobs.get(i) for i in ids}
+        time.sleep(0.3)
+
+
+def report_run(
+    api: Airflow, emulator: Emulator, dag_id: str, run_id: str, state: str
+) -> tuple[list[str], list[str]]:
+    """Print and check one run; returns (failures, job ids the DAG submitted)."""
+    failures: list[str] = []
+    tis = api.task_instances(dag_id, run_id)
+    tasks = {task_id: str(ti["state"]) for task_id, ti in sorted(tis.items())}
+    job_ids: list[str] = []
+    for task_id in SUBMIT_TASKS[dag_id]:
+        value = api.xcom(dag_id, run_id, task_id)
+        job_ids.extend([value] if isinstance(value, str) else list(value or []))
+    jobs = settled_jobs(emulator, job_ids)
+    print(f"\n== {dag_id} (run {run_id}): run {state} (expected {EXPECTED_RUN[dag_id]})")
+    print("   tasks: " + ", ".join(f"{t}={s}" for t, s in tasks.items()))
+    print(f"   {'job id':<62} {'api':<11} {'final status':<24} cancel calls")
+    for job_id, job in jobs.items():
+        if job is None:
+            print(f"   {job_id:<62} (unknown to the emulator)")
+            failures.append(f"{dag_id}: job {job_id} is unknown to the emulator")
+            continue
+        final = f"{job['status']} ({job['normalized']})"
+        print(f"   {job_id:<62} {job['api']:<11} {final:<24} {job['cancel_calls']}")
+        if job["normalized"] != "cancelled":
+            failures.append(f"{dag_id}: job {job_id} ended {job['normalized']}")
+    if state != EXPECTED_RUN[dag_id]:
+        failures.append(f"{dag_id}: run ended {state}, expected {EXPECTED_RUN[dag_id]}")
+    if tasks != EXPECTED_TASKS[dag_id]:
+        failures.append(f"{dag_id}: task states {tasks}, expected {EXPECTED_TASKS[dag_id]}")
+    if not job_ids:
+        failures.append(f"{dag_id}: its submit tasks pushed no job id")
+    return failures, job_ids
+
+
+def check_examples(api: Airflow, emulator: Emulator, dep: Deployment) -> tuple[list[str], set[str]]:
+    runs = {dag_id: api.trigger(dag_id) for dag_id in EXPECTED_RUN_STATE}
+    log(f"triggered {len(runs)} example DAG runs through the REST API: {', '.join(runs)}")
+    failures: list[str] = []
+    submitted: set[str] = set()
+    for dag_id, run_id in runs.items():
+        state = wait_for_run(api, dep, dag_id, run_id)
+        found, ids = report_run(api, emulator, dag_id, run_id, state)
+        failures += found
+        submitted.update(ids)
+    return failures, submitted
+
+
+def trigger_log_lines(dep: Deployment, run_id: str, triggerer_id: int) -> list[str]:
+    """What triggerer ``triggerer_id`` logged for the sensor's trigger.
+
+    Each triggerer writes a trigger's log next to the task's log, in
+    ``attempt=N.log.trigger.<triggerer job id>.log``.
+    """
+    folder = dep.home / "logs" / f"dag_id={RESTART_DAG}" / f"run_id={run_id}"
+    lines: list[str] = []
+    for path in sorted(folder.glob(f"task_id=wait_cancelled/*.log.trigger.{triggerer_id}.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            lines.append(f"{path.name}: {event.get('timestamp', '')} {event.get('event', '')}")
+    return lines
+
+
+def check_triggerer_restart(
+    api: Airflow, emulator: Emulator, dep: Deployment
+) -> tuple[list[str], set[str]]:
+    print(f"\n== {RESTART_DAG}: restart the triggerer while the sensor is deferred")
+    # Hold WriteText cancels in "Cancelling" so the sensor stays deferred until we flip the job.
+    emulator.configure(cancel_delay=3600)
+    failures: list[str] = []
+    run_id = api.trigger(RESTART_DAG)
+
+    def deferred_on_a_triggerer() -> dict[str, Any] | None:
+        dep.check_alive()
+        tis = api.task_instances(RESTART_DAG, run_id)
+        ti = tis.get("wait_cancelled") or {}
+        if ti.get("state") in ("success", "failed", "upstream_failed", "skipped"):
+            raise E2EFailure(f"wait_cancelled ended {ti['state']} before the restart")
+        trigger = ti.get("trigger") or {}
+        if ti.get("state") == "deferred" and trigger.get("triggerer_id"):
+            return ti
+        return None
+
+    ti = wait_for("wait_cancelled to be deferred on triggerer 1", deferred_on_a_triggerer, 180)
+    trigger_id, old_triggerer = ti["trigger"]["id"], ti["trigger"]["triggerer_id"]
+    job_id = api.xcom(RESTART_DAG, run_id, "submit")
+    job = emulator.job(job_id)
+    log(
+        f"wait_cancelled is deferred: trigger {trigger_id} ({ti['trigger']['classpath']}) on "
+        f"triggerer job {old_triggerer}; job {job_id} is {job['status']}, "
+        f"cancel_calls={job['cancel_calls']}"
+    )
+    time.sleep(3)  # let the trigger poll a few times on the first triggerer
+
+    log("stopping triggerer 1 (SIGTERM)")
+    dep.stop("triggerer-1")
+    log("starting triggerer 2")
+    dep.start("triggerer-2", [str(BIN / "airflow"), "triggerer"])
+
+    def taken_over() -> dict[str, Any] | None:
+        dep.check_alive()
+        ti = api.task_instances(RESTART_DAG, run_id)["wait_cancelled"]
+        trigger = ti.get("trigger") or {}
+        if ti.get("state") != "deferred":
+            raise E2EFailure(f"wait_cancelled left deferral early: {ti.get('state')}")
+        owner = trigger.get("triggerer_id")
+        if owner and owner != old_triggerer:
+            return ti
+        return None
+
+    ti = wait_for("triggerer 2 to take the trigger over", taken_over, 180)
+    new_triggerer = ti["trigger"]["triggerer_id"]
+    if ti["trigger"]["id"] != trigger_id:
+        failures.append(f"the trigger was re-created ({trigger_id} -> {ti['trigger']['id']})")
+    log(f"trigger {ti['trigger']['id']} now runs on triggerer job {new_triggerer}")
+
+    def resumed() -> list[str] | None:
+        lines = trigger_log_lines(dep, run_id, new_triggerer)
+        return lines if any(f"(ID {trigger_id}) starting" in line for line in lines) else None
+
+    lines = wait_for("triggerer 2's trigger log to show the trigger resumed", resumed, 60)
+    print(f"   trigger log written by triggerer job {new_triggerer} (the new process):")
+    for line in lines[:4]:
+        print(f"     {line[:160]}")
+    time.sleep(3)  # the resumed trigger polls the still-Cancelling job a few times
+
+    log(f"flipping {job_id} to Cancelling, then Cancelled, via /_emulator/jobs/<id>/status")
+    emulator.set_status(job_id, "Cancelling")
+    time.sleep(3)
+    if api.task_instances(RESTART_DAG, run_id)["wait_cancelled"]["state"] != "deferred":
+        failures.append("wait_cancelled did not keep waiting while the job was Cancelling")
+    emulator.set_status(job_id, "Cancelled")
+    state = wait_for_run(api, dep, RESTART_DAG, run_id)
+    emulator.configure(cancel_delay=1)
+    found, ids = report_run(api, emulator, RESTART_DAG, run_id, state)
+    failures += found
+    calls = emulator.job(job_id)["cancel_calls"]
+    print(f"   cancel_calls of {job_id}: {calls} (expected 1)")
+    if calls != 1:
+        failures.append(f"{RESTART_DAG}: job {job_id} was cancelled {calls} times, expected 1")
+    return failures, set(ids)
+
+
+def collect_logs(dep: Deployment) -> Path:
+    target = REPO / ".e2e" / f"logs-{time.strftime('%Y%m%d-%H%M%S')}"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(dep.logs, target / "processes", dirs_exist_ok=True)
+    if (dep.home / "logs").is_dir():  # task logs, trigger logs, DAG processor logs
+        shutil.copytree(dep.home / "logs", target / "airflow-logs", dirs_exist_ok=True)
+    for name in ("airflow.cfg",):
+        if (dep.home / name).is_file():
+            shutil.copy(dep.home / name, target / name)
+    return target
+
+
+def run(dep: Deployment) -> list[str]:
+    emulator_url = start_emulator(dep)
+    emulator = Emulator(emulator_url)
+    log(f"emulator at {emulator_url}")
+    configure_airflow(dep, free_port(), emulator_url)
+    api = start_airflow(dep)
+
+    failures = check_connection_tests(api, emulator_url)
+    wait_for_dags(dep, api)
+    found, submitted = check_examples(api, emulator, dep)
+    failures += found
+    found, restart_ids = check_triggerer_restart(api, emulator, dep)
+    failures += found
+    submitted |= restart_ids
+
+    # Nothing any DAG submitted is left running, and nothing ran that no DAG reported.
+    jobs = emulator.jobs()
+    stray = sorted(set(jobs) - submitted)
+    if stray:
+        failures.append(f"emulator jobs no submit task reported: {stray}")
+    not_cancelled = {i: j["status"] for i, j in jobs.items() if j["normalized"] != "cancelled"}
+    if not_cancelled:
+        failures.append(f"emulator jobs not cancelled at the end: {not_cancelled}")
+    print(f"\n== emulator: {len(jobs)} jobs, {len(jobs) - len(not_cancelled)} cancelled")
+    return failures
+
+
+def main() -> int:
+    started = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="apc-e2e-"))
+    dep = Deployment(root)
+    log(f"deployment folder {root}")
+
+    def interrupted(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    failures: list[str] = []
+    try:
+        failures = run(dep)
+    except (E2EFailure, KeyboardInterrupt) as error:
+        failures.append(f"{type(error).__name__}: {error}")
+    except Exception as error:
+        failures.append(f"unexpected {type(error).__name__}: {error}")
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        log("stopping every process started here")
+        dep.stop_all()
+    elapsed = time.monotonic() - started
+    if failures:
+        kept = collect_logs(dep)
+        print(f"\nE2E FAILED after {elapsed:.0f}s:\n  " + "\n  ".join(failures))
+        print(f"All process and task logs: {kept}")
+        shutil.rmtree(root, ignore_errors=True)
+        return 1
+    if os.environ.get("E2E_KEEP_LOGS"):
+        print(f"Logs kept (E2E_KEEP_LOGS): {collect_logs(dep)}")
+    shutil.rmtree(root, ignore_errors=True)
+    print(f"\nE2E PASSED in {elapsed:.0f}s on a real Airflow deployment.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
