@@ -174,6 +174,9 @@ def all_logs(
             cache_logger_on_first_use=False,
         )
     caplog.set_level(logging.DEBUG)
+    # Airflow 2's logging config sets the ``airflow.task`` logger (the parent of every hook's
+    # and operator's ``self.log``) to INFO, which drops DEBUG records before they propagate.
+    caplog.set_level(logging.DEBUG, logger="airflow.task")
 
     def text() -> str:
         out, err = capfd.readouterr()

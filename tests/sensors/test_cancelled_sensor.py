@@ -11,12 +11,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from airflow_provider_cancel._compat import (
+    AIRFLOW_V_3_0_PLUS,
     AirflowException,
     AirflowFailException,
     AirflowRescheduleException,
@@ -40,6 +41,10 @@ def sensor(conn_id: str, job_id: Any, **kwargs: Any) -> JobCancelledSensor:
     kwargs.setdefault("timeout", 10)
     kwargs.setdefault("deferrable", False)
     return JobCancelledSensor(conn_id=conn_id, job_id=job_id, **kwargs)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def cancel(conn_id: str, *job_ids: str) -> None:
@@ -248,11 +253,9 @@ def test_reschedule_mode_gives_the_slot_back_until_cancelled(
     with pytest.raises(AirflowRescheduleException) as rescheduled:
         wait.execute(context)  # reads Cancelling: come back later
 
-    from airflow.sdk import timezone
-
-    delay = (rescheduled.value.reschedule_date - timezone.utcnow()).total_seconds()
+    delay = (rescheduled.value.reschedule_date - utcnow()).total_seconds()
     assert 3 < delay <= 5
-    context["ti"].first_reschedule_date = timezone.utcnow()
+    context["ti"].first_reschedule_date = utcnow()
     deadline = time.monotonic() + 10
     while emulator.job(job)["status"] != "Cancelled" and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -262,11 +265,9 @@ def test_reschedule_mode_gives_the_slot_back_until_cancelled(
 def test_reschedule_mode_times_out_from_the_first_try(
     emulator: Any, useapi_conn: str, make_context: Context
 ) -> None:
-    from airflow.sdk import timezone
-
     job = emulator.submit_useapi()
     context = make_context()
-    context["ti"].first_reschedule_date = timezone.utcnow() - timedelta(minutes=10)
+    context["ti"].first_reschedule_date = utcnow() - timedelta(minutes=10)
 
     with pytest.raises(AirflowSensorTimeout):
         sensor(useapi_conn, job, mode="reschedule", timeout=60).execute(context)
@@ -389,11 +390,36 @@ def test_execute_complete_on_error_fails_with_the_message(make_context: Context)
         )
 
 
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_0_PLUS,
+    reason="Airflow 3 only: TriggerFailureReason.TRIGGER_TIMEOUT (a sensor timeout) is new in "
+    "Airflow 3; test_trigger_timeout_on_airflow2 covers Airflow 2.11",
+)
 def test_trigger_timeout_is_a_sensor_timeout(make_context: Context) -> None:
     from airflow.sdk.bases.operator import TriggerFailureReason
 
     fail = {"error": TriggerFailureReason.TRIGGER_TIMEOUT}
     with pytest.raises(AirflowSensorTimeout):
+        sensor("c", "a", deferrable=True).resume_execution("__fail__", fail, make_context())
+    with pytest.raises(AirflowSkipException):
+        sensor("c", "a", deferrable=True, soft_fail=True).resume_execution(
+            "__fail__", fail, make_context()
+        )
+
+
+@pytest.mark.skipif(
+    AIRFLOW_V_3_0_PLUS,
+    reason="Airflow 2 only: Airflow 3 resumes with TriggerFailureReason.TRIGGER_TIMEOUT, "
+    "covered by test_trigger_timeout_is_a_sensor_timeout",
+)
+def test_trigger_timeout_on_airflow2(make_context: Context) -> None:
+    """Airflow 2.11's scheduler resumes a timed-out deferral with ``__fail__`` and this error;
+    Airflow 2 raises ``TaskDeferralError`` for it (not ``AirflowSensorTimeout``: retries apply),
+    and ``soft_fail`` still skips."""
+    from airflow.exceptions import TaskDeferralError
+
+    fail = {"error": "Trigger/execution timeout"}
+    with pytest.raises(TaskDeferralError, match="Trigger/execution timeout"):
         sensor("c", "a", deferrable=True).resume_execution("__fail__", fail, make_context())
     with pytest.raises(AirflowSkipException):
         sensor("c", "a", deferrable=True, soft_fail=True).resume_execution(
