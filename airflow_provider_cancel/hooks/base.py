@@ -3,19 +3,20 @@ policy, and the mapping of HTTP answers to :mod:`airflow_provider_cancel.excepti
 
 Each API module describes *what to send* and *what an answer means* as generators ("flows")
 that yield :class:`ApiRequest` objects and receive :class:`ApiResponse` objects. This module
-runs a flow either synchronously (``requests``) or asynchronously (``httpx``) with the same
+runs a flow either synchronously (``requests``) or asynchronously (``aiohttp``) with the same
 tenacity policy, so the sync and async paths cannot drift apart.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import email.utils
 import itertools
 import json
 import time
 import weakref
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -38,7 +39,7 @@ from airflow_provider_cancel.job_ids import validate_job_id
 from airflow_provider_cancel.status import CancelOutcome, CancelResult, JobState, JobStatus
 
 if TYPE_CHECKING:
-    import httpx
+    import aiohttp
     import requests
     from tenacity import RetryCallState
 
@@ -530,13 +531,14 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
             return done.value  # type: ignore[no-any-return]
 
     async def arun_flow(self, flow: Flow[T]) -> T:
-        """Run a flow over the pooled ``httpx.AsyncClient``."""
-        try:
-            request = next(flow)
-            while True:
-                request = flow.send(await self._asend(request))
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+        """Run a flow over the event loop's pooled ``aiohttp`` client."""
+        async with holding_async_clients():
+            try:
+                request = next(flow)
+                while True:
+                    request = flow.send(await self._asend(request))
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
 
     def _send(self, request: ApiRequest) -> ApiResponse:
         base, headers = self.auth() if request.authenticated else ("", {})
@@ -668,28 +670,32 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         return session
 
     @property
-    def async_client(self) -> httpx.AsyncClient:
-        """The pooled async client of the running event loop, shared by every hook with the
-        same transport settings: a triggerer running many triggers keeps one pool of
-        connections, and no poll builds a client. (A client cannot outlive its event loop,
-        so each loop gets its own.)"""
+    def async_client(self) -> aiohttp.ClientSession:
+        """The running event loop's pooled client, shared by every hook with the same transport
+        settings: a triggerer running many triggers keeps one pool of connections, and no poll
+        builds a client. (A client cannot outlive its event loop, so each loop gets its own.)"""
         import asyncio
 
         loop_clients = _ASYNC_CLIENTS.setdefault(asyncio.get_running_loop(), {})
         key = (self.verify, self.timeout, self.connect_timeout, self.pool_size)
         client = loop_clients.get(key)
-        if client is None or client.is_closed:
-            import httpx
+        if client is None or client.closed:
+            import aiohttp
 
-            client = loop_clients[key] = httpx.AsyncClient(
-                verify=self.verify,
-                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
-                limits=httpx.Limits(
-                    max_connections=self.pool_size, max_keepalive_connections=self.pool_size
+            client = loop_clients[key] = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.pool_size, ssl=self.verify),
+                # total bounds the whole attempt, also an answer that trickles in
+                timeout=aiohttp.ClientTimeout(
+                    total=self.connect_timeout + self.timeout,
+                    sock_connect=self.connect_timeout,
+                    sock_read=self.timeout,
                 ),
                 headers={"User-Agent": _user_agent()},
-                follow_redirects=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
+            # aiohttp silently resends a request whose kept-alive connection dropped; our
+            # retry policy already decides that, the same way on the sync path.
+            client._retry_connection = False
         return client
 
     def _attempt(self, request: ApiRequest, base: str, headers: Mapping[str, str]) -> ApiResponse:
@@ -734,27 +740,27 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
     ) -> ApiResponse:
         import asyncio
 
-        import httpx
+        import aiohttp
+        import yarl
 
         started = time.monotonic()
         try:
-            # httpx times each read; the deadline also bounds an answer that trickles in.
-            answer = await asyncio.wait_for(
-                self.async_client.request(
-                    request.method,
-                    self._url(request, base),
-                    json=request.json,
-                    headers={**headers, **request.headers},
-                ),
-                self.connect_timeout + self.timeout,
-            )
-            response = ApiResponse(
-                answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, answer.text
-            )
+            async with self.async_client.request(
+                request.method,
+                yarl.URL(self._url(request, base), encoded=True),  # already encoded exactly
+                json=request.json,
+                headers={**headers, **request.headers},
+                allow_redirects=False,
+            ) as answer:
+                body = await answer.read()
+                response = ApiResponse(
+                    answer.status,
+                    {k.lower(): v for k, v in answer.headers.items()},
+                    body.decode(answer.charset or "utf-8", errors="replace"),
+                )
         except (
-            httpx.TimeoutException,
-            httpx.NetworkError,
-            httpx.RemoteProtocolError,
+            aiohttp.ClientConnectionError,
+            aiohttp.ClientPayloadError,
             asyncio.TimeoutError,
         ) as error:
             self._log_request(request, None, started)
@@ -793,11 +799,8 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         self.__dict__.pop("_environment", None)
 
     async def aclose(self) -> None:
-        """Close the running loop's shared async clients (e.g. at the end of a script)."""
-        import asyncio
-
-        for client in _ASYNC_CLIENTS.pop(asyncio.get_running_loop(), {}).values():
-            await client.aclose()
+        """Close the running loop's shared async clients (see :func:`close_async_clients`)."""
+        await close_async_clients()
 
 
 def _read_before(answer: requests.Response, deadline: float) -> str:
@@ -817,9 +820,38 @@ def _read_before(answer: requests.Response, deadline: float) -> str:
     return b"".join(chunks).decode(answer.encoding or "utf-8", errors="replace")
 
 
-_ASYNC_CLIENTS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], httpx.AsyncClient]] = (
+_ASYNC_CLIENTS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], aiohttp.ClientSession]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+_HOLDERS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def holding_async_clients() -> AsyncIterator[None]:
+    """Keep the running loop's shared clients open for the block; the last block to end
+    closes them. A trigger holds them for its whole life, so its polls (and every other
+    trigger's) reuse one pool; a lone ``await hook.aget_job(...)`` leaves nothing open."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    _HOLDERS[loop] = _HOLDERS.get(loop, 0) + 1
+    try:
+        yield
+    finally:
+        _HOLDERS[loop] -= 1
+        if not _HOLDERS[loop]:
+            del _HOLDERS[loop]
+            await close_async_clients()
+
+
+async def close_async_clients() -> None:
+    """Close the running event loop's shared async clients now."""
+    import asyncio
+
+    for client in _ASYNC_CLIENTS.pop(asyncio.get_running_loop(), {}).values():
+        await client.close()
 
 
 def _missing(job_id: str, error: JobNotFoundError, missing_status: JobStatus | None) -> JobState:

@@ -60,6 +60,14 @@ class JobStatusTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_cancel.hooks.base import holding_async_clients
+
+        # Every trigger in the loop shares one pooled client; it stays open while any runs.
+        async with holding_async_clients():
+            async for event in self._poll():
+                yield event
+
+    async def _poll(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_cancel._compat import aget_connection
         from airflow_provider_cancel.hooks import hook_from_connection
 

@@ -1,5 +1,6 @@
-"""A scripted fake HTTP API for hook tests, active for ``requests`` (responses) and ``httpx``
-(respx) at once, so one script serves the sync and the async path. URLs are matched exactly as
+"""A scripted fake HTTP API for hook tests, active for ``requests`` (through ``responses``) and
+``aiohttp`` (by standing in for ``ClientSession.request``, the one call the async transport
+makes) at once, so one script serves the sync and the async path. URLs are matched exactly as
 sent (already percent-encoded), which is how tests assert encoding."""
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 import requests
 import responses
-import respx
 from requests.structures import CaseInsensitiveDict
 
 USEAPI = "https://api.useapi.net"
@@ -108,19 +108,39 @@ def fake_api() -> Iterator[FakeApi]:
             raise requests.ConnectionError("Connection reset by peer")
         return status, headers, content
 
-    def async_callback(request: httpx.Request) -> httpx.Response:
-        status, content, headers = api.answer(
-            request.method, str(request.url), dict(request.headers), request.content
-        )
-        if status is DROP:
-            raise httpx.ConnectError("Connection reset by peer", request=request)
-        return httpx.Response(status, content=content, headers=headers)
+    class FakeAnswer:
+        """What ``async with session.request(...) as answer`` yields, as far as hooks read it."""
+
+        def __init__(self, method: str, url: Any, headers: Any, json: Any) -> None:
+            self.request = (method.upper(), str(url), dict(headers or {}), json)
+
+        async def __aenter__(self) -> FakeAnswer:
+            method, url, headers, json = self.request
+            body = jsonlib.dumps(json).encode() if json is not None else b""
+            status, content, answer_headers = api.answer(method, url, headers, body)
+            if status is DROP:
+                raise aiohttp.ServerDisconnectedError("Connection reset by peer")
+            self.status, self.content = status, content
+            self.headers = CaseInsensitiveDict(answer_headers)
+            self.charset = None
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+        async def read(self) -> bytes:
+            return self.content
+
+    def fake_request(
+        session: aiohttp.ClientSession, method: str, url: Any, **kwargs: Any
+    ) -> FakeAnswer:
+        return FakeAnswer(method, url, kwargs.get("headers"), kwargs.get("json"))
 
     with (
         responses.RequestsMock(assert_all_requests_are_fired=False) as rsps,
-        respx.mock(assert_all_called=False, assert_all_mocked=True) as router,
+        pytest.MonkeyPatch.context() as patch,
     ):
         for method in ("GET", "POST", "DELETE", "PUT", "PATCH"):
             rsps.add_callback(method, re.compile(r".*"), callback=sync_callback)
-        router.route().mock(side_effect=async_callback)
+        patch.setattr(aiohttp.ClientSession, "request", fake_request)
         yield api

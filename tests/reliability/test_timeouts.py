@@ -186,15 +186,14 @@ def test_a_trigger_reports_an_error_event_within_the_bound(
     )
 
     async def first_event() -> dict[str, Any]:
-        from airflow_provider_cancel.hooks.base import _ASYNC_CLIENTS
+        from airflow_provider_cancel.hooks.base import close_async_clients
 
         try:
             async for event in trigger.run():
                 return dict(event.payload)
             raise AssertionError("no event")
         finally:
-            for client in _ASYNC_CLIENTS.pop(asyncio.get_running_loop(), {}).values():
-                await client.aclose()
+            await close_async_clients()
 
     started = time.monotonic()
     event = asyncio.run(asyncio.wait_for(first_event(), 10))
@@ -256,7 +255,7 @@ def drip_server() -> Iterator[int]:
 def test_a_server_that_drips_its_answer_cannot_hold_a_call_past_the_timeout(
     mode: str, drip_server: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The timeout bounds one attempt, not only each socket read (requests and httpx apply it
+    """The timeout bounds one attempt, not only each socket read (requests applies it
     per read): a slow-drip answer must end in TransportError within the bound too."""
     monkeypatch.setenv(
         *conn_env(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_cancel.hooks import hook_for_connection
-from airflow_provider_cancel.hooks.base import _ASYNC_CLIENTS
+from airflow_provider_cancel.hooks.base import close_async_clients
 from airflow_provider_cancel.hooks.writetext import TOKEN_CACHE
 from airflow_provider_cancel.triggers.status import JobStatusTrigger
 
@@ -23,11 +23,10 @@ FAST = {"retry_delay": 0.01, "max_retry_wait": 1.0}
 
 @pytest.fixture(autouse=True)
 async def _close_async_clients() -> AsyncIterator[None]:
-    """Close the loop's shared httpx clients the triggers opened (the triggerer would keep
+    """Close the loop's shared aiohttp clients the triggers opened (the triggerer would keep
     them for the life of its loop)."""
     yield
-    for client in _ASYNC_CLIENTS.pop(asyncio.get_running_loop(), {}).values():
-        await client.aclose()
+    await close_async_clients()
 
 
 def trigger(conn_id: str, job_ids: list[str], **kwargs: Any) -> JobStatusTrigger:
