@@ -62,7 +62,9 @@ __all__ = [
     "TaskDeferred",
     "aget_connection",
     "conf",
+    "is_trigger_timeout",
     "mask_secret",
+    "pull_xcom",
 ]
 
 
@@ -80,6 +82,16 @@ async def aget_connection(conn_id: str) -> Connection:
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(BaseHook.get_connection)(conn_id)  # type: ignore[no-any-return]
+
+
+def is_trigger_timeout(next_method: str, next_kwargs: dict[str, Any] | None) -> bool:
+    """Whether a deferred task resumes because its deferral timed out, as Airflow 2 says it
+    (``__fail__`` with this error); Airflow 3 raises ``TaskDeferralTimeout`` itself."""
+    return (
+        not AIRFLOW_V_3_0_PLUS
+        and next_method == "__fail__"
+        and (next_kwargs or {}).get("error") == "Trigger/execution timeout"
+    )
 
 
 def pull_xcom(ti: Any, task_id: str, key: str) -> Any:

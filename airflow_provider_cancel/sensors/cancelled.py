@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cancel._compat import (
     AirflowException,
     AirflowFailException,
+    AirflowSensorTimeout,
     AirflowSkipException,
     BaseSensorOperator,
     conf,
+    is_trigger_timeout,
 )
 from airflow_provider_cancel.exceptions import JobNotFoundError, missing_job_message
 from airflow_provider_cancel.job_ids import normalize_job_ids
@@ -136,6 +138,17 @@ class JobCancelledSensor(BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout),
         )
         return None
+
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
+    ) -> Any:
+        # A timed-out deferral is a sensor timeout on every Airflow version (no retries).
+        if is_trigger_timeout(next_method, next_kwargs):
+            message = f"Task {self.task_id!r}: sensor timed out after {self.timeout:g}s"
+            if self.soft_fail:
+                raise AirflowSkipException(message)
+            raise AirflowSensorTimeout(message)
+        return super().resume_execution(next_method, next_kwargs, context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         """Resume after the trigger's one event."""

@@ -414,12 +414,12 @@ def test_trigger_timeout_is_a_sensor_timeout(make_context: Context) -> None:
 )
 def test_trigger_timeout_on_airflow2(make_context: Context) -> None:
     """Airflow 2.11's scheduler resumes a timed-out deferral with ``__fail__`` and this error;
-    Airflow 2 raises ``TaskDeferralError`` for it (not ``AirflowSensorTimeout``: retries apply),
-    and ``soft_fail`` still skips."""
-    from airflow.exceptions import TaskDeferralError
+    the sensor makes it an ``AirflowSensorTimeout`` (no retries), as on Airflow 3, and
+    ``soft_fail`` skips."""
+    from airflow.exceptions import AirflowSensorTimeout
 
     fail = {"error": "Trigger/execution timeout"}
-    with pytest.raises(TaskDeferralError, match="Trigger/execution timeout"):
+    with pytest.raises(AirflowSensorTimeout, match="timed out"):
         sensor("c", "a", deferrable=True).resume_execution("__fail__", fail, make_context())
     with pytest.raises(AirflowSkipException):
         sensor("c", "a", deferrable=True, soft_fail=True).resume_execution(
