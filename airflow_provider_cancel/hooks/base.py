@@ -1,23 +1,18 @@
-"""The hook every API shares: connection settings, pooled sync and async transport, one retry
-policy, and the mapping of HTTP answers to :mod:`airflow_provider_cancel.exceptions`.
+"""The hook every API shares: connection settings, the public interface, running flows, and
+the mapping of HTTP answers to :mod:`airflow_provider_cancel.exceptions`.
 
 Each API module describes *what to send* and *what an answer means* as generators ("flows")
 that yield :class:`ApiRequest` objects and receive :class:`ApiResponse` objects. This module
-runs a flow either synchronously (``requests``) or asynchronously (``aiohttp``) with the same
-tenacity policy, so the sync and async paths cannot drift apart.
+runs a flow either synchronously or asynchronously through one
+:class:`~airflow_provider_cancel.hooks.transport.Transport` (``requests`` or ``aiohttp``, the same
+tenacity policy), so the sync and async paths cannot drift apart.
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
-import email.utils
 import itertools
-import json
-import time
-import weakref
-from collections.abc import AsyncIterator, Callable, Generator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import quote, urlencode
@@ -33,7 +28,14 @@ from airflow_provider_cancel.exceptions import (
     PaymentRequiredError,
     RateLimitedError,
     ServerError,
-    TransportError,
+)
+from airflow_provider_cancel.hooks.transport import (
+    ApiRequest,
+    ApiResponse,
+    Flow,
+    Transport,
+    close_async_clients,
+    holding_async_clients,
 )
 from airflow_provider_cancel.job_ids import validate_job_id
 from airflow_provider_cancel.status import CancelOutcome, CancelResult, JobState, JobStatus
@@ -41,67 +43,8 @@ from airflow_provider_cancel.status import CancelOutcome, CancelResult, JobState
 if TYPE_CHECKING:
     import aiohttp
     import requests
-    from tenacity import RetryCallState
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ApiRequest:
-    """One HTTP request an API flow wants sent. ``path`` is already percent-encoded."""
-
-    method: str
-    path: str
-    call: str = "request"
-    """What the request is for (``cancel``, ``status``, ``token``...), for logs and errors."""
-    job_id: str | None = None
-    json: Any = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    base_url: str | None = None
-    """Absolute base for this request; ``None`` means the API base the auth step gives."""
-    authenticated: bool = True
-
-
-@dataclass(frozen=True)
-class ApiResponse:
-    """The parts of an HTTP answer the flows read. Header names are lower-case."""
-
-    status_code: int
-    headers: Mapping[str, str]
-    text: str
-
-    def json(self) -> Any:
-        """The parsed body; ``None`` when empty; raises ``ValueError`` when not JSON."""
-        return json.loads(self.text) if self.text.strip() else None
-
-
-Flow = Generator[ApiRequest, ApiResponse, T]
-"""A generator that yields requests, receives their responses and returns a result."""
-
-
-class _Retryable(Exception):
-    """One attempt failed in a way worth another try: a response or a transport error."""
-
-    def __init__(self, response: ApiResponse | None = None, error: BaseException | None = None):
-        super().__init__(response.status_code if response else repr(error))
-        self.response = response
-        self.error = error
-
-
-def _retry_after_seconds(response: ApiResponse | None) -> float | None:
-    """``Retry-After`` as seconds (delta or HTTP date), if the response carries one."""
-    value = response.headers.get("retry-after") if response else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def server_message(response: ApiResponse, limit: int = 200) -> str:
@@ -540,318 +483,59 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
 
+    @cached_property
+    def transport(self) -> Transport:
+        """Sends this hook's requests; built on first use, with the settings resolved then."""
+        return Transport(
+            hook_name=self.hook_name,
+            log=self.log,
+            scrub=self.scrub,
+            retry_limit=self.retry_limit,
+            retry_delay=self.retry_delay,
+            timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
+            max_retry_wait=self.max_retry_wait,
+            verify=self.verify,
+            pool_size=self.pool_size,
+        )
+
+    @property
+    def session(self) -> requests.Session:
+        """The pooled ``requests`` session every sync call of this hook uses."""
+        return self.transport.session
+
+    @property
+    def async_client(self) -> aiohttp.ClientSession:
+        """The running event loop's pooled ``aiohttp`` session, shared with other hooks."""
+        return self.transport.async_client
+
+    def close(self) -> None:
+        """Close this hook's pooled session (the operator does it when the task ends)."""
+        if "transport" in self.__dict__:
+            self.transport.close()
+            del self.__dict__["transport"]
+
     def _send(self, request: ApiRequest) -> ApiResponse:
         base, headers = self.auth() if request.authenticated else ("", {})
-        response = self._with_retries(request, base, headers)
+        response = self.transport.send(request, base, headers)
         if response.status_code == 401 and request.authenticated and self.forget_auth(headers):
             self.log.info("%s: access token refused (401); fetching a new one", self.hook_name)
             base, headers = self.auth()
-            response = self._with_retries(request, base, headers)
+            response = self.transport.send(request, base, headers)
         return response
 
     async def _asend(self, request: ApiRequest) -> ApiResponse:
         base, headers = await self.aauth() if request.authenticated else ("", {})
-        response = await self._awith_retries(request, base, headers)
+        response = await self.transport.asend(request, base, headers)
         if response.status_code == 401 and request.authenticated and self.forget_auth(headers):
             self.log.info("%s: access token refused (401); fetching a new one", self.hook_name)
             base, headers = await self.aauth()
-            response = await self._awith_retries(request, base, headers)
+            response = await self.transport.asend(request, base, headers)
         return response
-
-    def _with_retries(
-        self, request: ApiRequest, base: str, headers: Mapping[str, str]
-    ) -> ApiResponse:
-        from tenacity import Retrying
-
-        try:
-            for attempt in Retrying(**self._retry_policy()):
-                with attempt:
-                    return self._attempt(request, base, headers)
-        except _Retryable as gave_up:
-            return self._gave_up(request, gave_up)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _awith_retries(
-        self, request: ApiRequest, base: str, headers: Mapping[str, str]
-    ) -> ApiResponse:
-        from tenacity import AsyncRetrying
-
-        try:
-            async for attempt in AsyncRetrying(**self._retry_policy()):
-                with attempt:
-                    return await self._aattempt(request, base, headers)
-        except _Retryable as gave_up:
-            return self._gave_up(request, gave_up)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _retry_policy(self) -> dict[str, Any]:
-        from tenacity import (
-            retry_if_exception_type,
-            stop_after_attempt,
-            wait_exponential,
-            wait_random,
-        )
-
-        backoff = wait_exponential(multiplier=self.retry_delay, max=self.max_retry_wait) + (
-            wait_random(0, self.retry_delay)
-        )
-
-        def wait(state: RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            server_says = _retry_after_seconds(getattr(error, "response", None))
-            if server_says is not None:
-                return min(server_says, self.max_retry_wait)
-            return float(backoff(state))
-
-        return {
-            "stop": stop_after_attempt(self.retry_limit + 1),
-            "wait": wait,
-            "retry": retry_if_exception_type(_Retryable),
-            "before_sleep": self._log_retry,
-            "reraise": True,
-        }
-
-    def _log_retry(self, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        why = (
-            f"HTTP {error.response.status_code}"
-            if isinstance(error, _Retryable) and error.response is not None
-            else type(getattr(error, "error", error)).__name__
-        )
-        wait = state.next_action.sleep if state.next_action else 0.0
-        self.log.warning(
-            "%s: attempt %d failed (%s); retrying in %.1fs",
-            self.hook_name,
-            state.attempt_number,
-            why,
-            wait,
-        )
-
-    def _gave_up(self, request: ApiRequest, gave_up: _Retryable) -> ApiResponse:
-        if gave_up.response is not None:
-            return gave_up.response  # the flow turns it into RateLimitedError / ServerError
-        error = gave_up.error
-        timed_out = "Timeout" in type(error).__name__
-        reason = (
-            f"no answer within the timeout (connect {self.connect_timeout:g}s, "
-            f"read {self.timeout:g}s)"
-            if timed_out
-            else f"{type(error).__name__}: {self.scrub(str(error))[:200]}"
-        )
-        raise TransportError(
-            f"{self.hook_name} {request.call} got no answer after {self.retry_limit + 1} "
-            f"attempts ({reason})",
-            job_id=request.job_id,
-        ) from None
-
-    def _url(self, request: ApiRequest, base: str) -> str:
-        return f"{request.base_url or base}{request.path}"
-
-    @staticmethod
-    def _check_retryable(response: ApiResponse) -> ApiResponse:
-        code = response.status_code
-        if code == 429 or (code >= 500 and code != 596):
-            raise _Retryable(response=response)
-        return response
-
-    # ------------------------------------------------------------------ transports
-    @cached_property
-    def session(self) -> requests.Session:
-        """One pooled session per hook: every request of a bulk cancel reuses it."""
-        import requests
-        from requests.adapters import HTTPAdapter
-
-        session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.verify = self.verify
-        session.headers["User-Agent"] = _user_agent()
-        return session
-
-    @property
-    def async_client(self) -> aiohttp.ClientSession:
-        """The running event loop's pooled client, shared by every hook with the same transport
-        settings: a triggerer running many triggers keeps one pool of connections, and no poll
-        builds a client. (A client cannot outlive its event loop, so each loop gets its own.)"""
-        import asyncio
-
-        loop_clients = _ASYNC_CLIENTS.setdefault(asyncio.get_running_loop(), {})
-        key = (self.verify, self.timeout, self.connect_timeout, self.pool_size)
-        client = loop_clients.get(key)
-        if client is None or client.closed:
-            import aiohttp
-
-            client = loop_clients[key] = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.pool_size, ssl=self.verify),
-                # total bounds the whole attempt, also an answer that trickles in
-                timeout=aiohttp.ClientTimeout(
-                    total=self.connect_timeout + self.timeout,
-                    sock_connect=self.connect_timeout,
-                    sock_read=self.timeout,
-                ),
-                headers={"User-Agent": _user_agent()},
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-            # aiohttp silently resends a request whose kept-alive connection dropped; our
-            # retry policy already decides that, the same way on the sync path.
-            client._retry_connection = False
-        return client
-
-    def _attempt(self, request: ApiRequest, base: str, headers: Mapping[str, str]) -> ApiResponse:
-        import requests
-        import urllib3
-
-        started = time.monotonic()
-        url = self._url(request, base)
-        # Prepared by hand: Session.prepare_request would re-quote the URL (turning an encoded
-        # dot %2E back into ".", so an id ".." would navigate up the path) and re-read the
-        # environment on every call; our URL is already encoded exactly.
-        prepared = requests.PreparedRequest()
-        prepared.prepare_method(request.method)
-        prepared.url = url
-        prepared.prepare_headers({**self.session.headers, **headers, **request.headers})
-        prepared.prepare_body(None, None, request.json)
-        settings = self._environment_settings(url)
-        try:
-            answer = self.session.send(
-                prepared,
-                timeout=(self.connect_timeout, self.timeout),
-                allow_redirects=False,
-                **settings,  # stream=True: the body is read under a deadline below
-            )
-            body = _read_before(answer, started + self.connect_timeout + self.timeout)
-            response = ApiResponse(
-                answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, body
-            )
-        except (
-            requests.ConnectionError,
-            requests.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-            urllib3.exceptions.HTTPError,  # raised while reading a streamed body
-        ) as error:
-            self._log_request(request, None, started)
-            raise _Retryable(error=error) from None
-        self._log_request(request, response, started)
-        return self._check_retryable(response)
-
-    async def _aattempt(
-        self, request: ApiRequest, base: str, headers: Mapping[str, str]
-    ) -> ApiResponse:
-        import asyncio
-
-        import aiohttp
-        import yarl
-
-        started = time.monotonic()
-        try:
-            async with self.async_client.request(
-                request.method,
-                yarl.URL(self._url(request, base), encoded=True),  # already encoded exactly
-                json=request.json,
-                headers={**headers, **request.headers},
-                allow_redirects=False,
-            ) as answer:
-                body = await answer.read()
-                response = ApiResponse(
-                    answer.status,
-                    {k.lower(): v for k, v in answer.headers.items()},
-                    body.decode(answer.charset or "utf-8", errors="replace"),
-                )
-        except (
-            aiohttp.ClientConnectionError,
-            aiohttp.ClientPayloadError,
-            asyncio.TimeoutError,
-        ) as error:
-            self._log_request(request, None, started)
-            raise _Retryable(error=error) from None
-        self._log_request(request, response, started)
-        return self._check_retryable(response)
-
-    def _environment_settings(self, url: str) -> dict[str, Any]:
-        """Proxies, CA bundle and streaming for ``url``'s origin, read once per hook: requests
-        would re-scan the environment on every send (a quarter of a call's CPU)."""
-        origin = "/".join(url.split("/", 3)[:3])
-        cache: dict[str, Any] = self.__dict__.setdefault("_environment", {})
-        if origin not in cache:
-            cache[origin] = self.session.merge_environment_settings(
-                origin, {}, True, self.verify, None
-            )
-        return cache[origin]  # type: ignore[no-any-return]
-
-    def _log_request(
-        self, request: ApiRequest, response: ApiResponse | None, started: float
-    ) -> None:
-        # Only method, path and status: headers carry the secrets and are never logged.
-        self.log.debug(
-            "%s %s %s -> %s in %.0f ms",
-            self.hook_name,
-            request.method,
-            request.path,
-            response.status_code if response else "no answer",
-            (time.monotonic() - started) * 1000,
-        )
-
-    def close(self) -> None:
-        if "session" in self.__dict__:
-            self.session.close()
-            del self.__dict__["session"]
-        self.__dict__.pop("_environment", None)
 
     async def aclose(self) -> None:
         """Close the running loop's shared async clients (see :func:`close_async_clients`)."""
         await close_async_clients()
-
-
-def _read_before(answer: requests.Response, deadline: float) -> str:
-    """The body of a streamed answer, or ``requests.Timeout`` once ``deadline`` passes:
-    requests times each socket read, so a server that trickles bytes could otherwise hold a
-    task for as long as it likes. ``read1`` returns whatever one read brings, so the deadline
-    is checked at least once per read timeout."""
-    import requests
-
-    chunks = []
-    while chunk := answer.raw.read1(65536, decode_content=True):
-        chunks.append(chunk)
-        if time.monotonic() > deadline:
-            answer.close()
-            raise requests.Timeout("the answer did not arrive within the timeout")
-    answer.close()  # the body is fully read: the connection goes back to the pool
-    return b"".join(chunks).decode(answer.encoding or "utf-8", errors="replace")
-
-
-_ASYNC_CLIENTS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], aiohttp.ClientSession]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-_HOLDERS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-
-
-@contextlib.asynccontextmanager
-async def holding_async_clients() -> AsyncIterator[None]:
-    """Keep the running loop's shared clients open for the block; the last block to end
-    closes them. A trigger holds them for its whole life, so its polls (and every other
-    trigger's) reuse one pool; a lone ``await hook.aget_job(...)`` leaves nothing open."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    _HOLDERS[loop] = _HOLDERS.get(loop, 0) + 1
-    try:
-        yield
-    finally:
-        _HOLDERS[loop] -= 1
-        if not _HOLDERS[loop]:
-            del _HOLDERS[loop]
-            await close_async_clients()
-
-
-async def close_async_clients() -> None:
-    """Close the running event loop's shared async clients now."""
-    import asyncio
-
-    for client in _ASYNC_CLIENTS.pop(asyncio.get_running_loop(), {}).values():
-        await client.close()
 
 
 def _missing(job_id: str, error: JobNotFoundError, missing_status: JobStatus | None) -> JobState:
@@ -860,9 +544,3 @@ def _missing(job_id: str, error: JobNotFoundError, missing_status: JobStatus | N
     return JobState(
         job_id, missing_status, None, None, f"not found (404), read as {missing_status.value}"
     )
-
-
-def _user_agent() -> str:
-    from airflow_provider_cancel import __version__
-
-    return f"airflow-provider-cancel/{__version__}"

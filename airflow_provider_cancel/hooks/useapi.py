@@ -7,13 +7,11 @@ from typing import Any
 
 from airflow_provider_cancel.exceptions import ConnectionConfigError, JobNotFoundError
 from airflow_provider_cancel.hooks.base import (
-    ApiRequest,
-    ApiResponse,
-    Flow,
     JobApiHook,
     decide_after_read,
     server_message,
 )
+from airflow_provider_cancel.hooks.transport import ApiRequest, ApiResponse, Flow
 from airflow_provider_cancel.job_ids import encode_path_segment, encode_query_value
 from airflow_provider_cancel.status import (
     CancelOutcome,

@@ -17,12 +17,11 @@ from urllib.parse import urlsplit
 from airflow_provider_cancel._compat import mask_secret
 from airflow_provider_cancel.exceptions import AuthenticationError, InvalidResponseError
 from airflow_provider_cancel.hooks.base import (
-    ApiRequest,
-    Flow,
     JobApiHook,
     decide_after_read,
     server_message,
 )
+from airflow_provider_cancel.hooks.transport import ApiRequest, Flow
 from airflow_provider_cancel.job_ids import encode_path_segment
 from airflow_provider_cancel.status import (
     CancelOutcome,

@@ -60,7 +60,7 @@ class JobStatusTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_cancel.hooks.base import holding_async_clients
+        from airflow_provider_cancel.hooks.transport import holding_async_clients
 
         # Every trigger in the loop shares one pooled client; it stays open while any runs.
         async with holding_async_clients():

@@ -186,7 +186,7 @@ def test_a_trigger_reports_an_error_event_within_the_bound(
     )
 
     async def first_event() -> dict[str, Any]:
-        from airflow_provider_cancel.hooks.base import close_async_clients
+        from airflow_provider_cancel.hooks.transport import close_async_clients
 
         try:
             async for event in trigger.run():

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_cancel.hooks import hook_for_connection
-from airflow_provider_cancel.hooks.base import close_async_clients
+from airflow_provider_cancel.hooks.transport import close_async_clients
 from airflow_provider_cancel.hooks.writetext import TOKEN_CACHE
 from airflow_provider_cancel.triggers.status import JobStatusTrigger
 
