@@ -36,7 +36,7 @@ def _connection_type(
             "timeout": {
                 "label": "Timeout (seconds)",
                 "description": "Read timeout of one HTTP request.",
-                "schema": {"type": ["number", "null"], "minimum": 0},
+                "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
             },
             "retry_limit": {
                 "label": "Retry limit",

@@ -13,7 +13,7 @@ from airflow import __version__ as AIRFLOW_VERSION
 AIRFLOW_V_3_0_PLUS = int(AIRFLOW_VERSION.split(".", 1)[0]) >= 3
 
 if AIRFLOW_V_3_0_PLUS:
-    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, PokeReturnValue, conf
+    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, conf
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
@@ -37,14 +37,11 @@ else:  # Airflow 2.11
     )
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
     from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
-    from airflow.sensors.base import (  # type: ignore[no-redef]
-        BaseSensorOperator,
-        PokeReturnValue,
-    )
+    from airflow.sensors.base import BaseSensorOperator  # type: ignore[no-redef]
     from airflow.utils.log.secrets_masker import mask_secret  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection, Context
+    from airflow.sdk import Connection
 
 __all__ = [
     "AIRFLOW_V_3_0_PLUS",
@@ -57,8 +54,6 @@ __all__ = [
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
-    "Context",
-    "PokeReturnValue",
     "TaskDeferred",
     "aget_connection",
     "conf",
@@ -66,6 +61,16 @@ __all__ = [
     "mask_secret",
     "pull_xcom",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The trigger classes (same path in Airflow 2 and 3) pull in much of Airflow core; only the
+    # triggerer needs them, so they load on first use, not with every DAG file.
+    if name in ("BaseTrigger", "TriggerEvent"):
+        from airflow.triggers import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 async def aget_connection(conn_id: str) -> Connection:

@@ -56,7 +56,11 @@ class CancelOnFailure:
             except InvalidJobIdError as error:  # still cancel what the XCom tasks started
                 log.error("%r: %s", self, error)
         for task_id in self.xcom_task_ids or []:
-            value = self._pull(context, task_id)
+            try:
+                value = self._pull(context, task_id)
+            except Exception:  # still cancel the literal ids and the other tasks' jobs
+                log.exception("%r: could not read the XCom of task %r", self, task_id)
+                continue
             if value is None:
                 log.warning(
                     "%r: task %r pushed nothing under XCom key %r; no job of it to cancel",

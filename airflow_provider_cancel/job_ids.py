@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 from urllib.parse import quote
 
@@ -69,10 +69,15 @@ def validate_job_id(value: Any, *, task: str = "<unknown>") -> str:
     return _one_id(value, task, value)
 
 
+def _is_collection(value: Any) -> bool:
+    return isinstance(value, (Sequence, Set)) and not isinstance(value, (str, bytes, bytearray))
+
+
 def normalize_job_ids(value: Any, *, task: str = "<unknown>") -> list[str]:
     """Return the ids in ``value`` as a list of distinct strings, in their first order.
 
-    ``value`` may be a string, an int, a rendered list literal, or a list/tuple/set of those.
+    ``value`` may be a string, an int, a rendered list literal, or a sequence or set of those
+    (a list, a tuple, the lazy sequence a mapped task's XCom resolves to).
     Raises :class:`InvalidJobIdError` naming ``task`` and the value for anything else.
     """
     if isinstance(value, str):
@@ -81,12 +86,13 @@ def normalize_job_ids(value: Any, *, task: str = "<unknown>") -> list[str]:
             parsed = _parse_rendered_list(stripped)
             if isinstance(parsed, list):
                 value = parsed
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         raise _refuse(task, value, "a mapping is not a job id; pass a list of ids")
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items: Iterable[Any] = value
+    if _is_collection(value):
+        # Any sequence or set: lists, tuples, and what a mapped task's XComArg resolves to.
+        items = list(value)
         for item in items:
-            if isinstance(item, (list, tuple, set, frozenset, dict)):
+            if _is_collection(item) or isinstance(item, Mapping):
                 raise _refuse(task, value, "nested lists are not accepted; pass a flat list")
         ids = [_one_id(item, task, value) for item in items]
         if not ids:

@@ -110,7 +110,7 @@ class Assessment:
     def message(self) -> str:
         if self.failures:
             reasons = "; ".join(f"{job_id!r}: {why}" for job_id, why in self.failures.items())
-            return f"{len(self.failures)} job(s) will never be cancelled: {reasons}"
+            return f"{len(self.failures)} job(s) will never reach a success status: {reasons}"
         if self.done:
             return "every job reached a success status"
         return f"waiting for {len(self.waiting)} job(s): {', '.join(map(repr, self.waiting[:10]))}"

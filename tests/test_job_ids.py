@@ -154,3 +154,24 @@ def test_encoding_exact():
     assert encode_query_value("a+b c") == "a%2Bb%20c"
     assert encode_path_segment("..") == "%2E%2E"
     assert encode_path_segment("ü") == "%C3%BC"
+
+
+def test_any_sequence_is_a_list_of_ids() -> None:
+    """A mapped task's XComArg resolves to a lazy sequence, not a list."""
+    from collections.abc import Sequence
+
+    class LazySequence(Sequence[str]):
+        def __init__(self, items: list[str]) -> None:
+            self.items = items
+
+        def __getitem__(self, index):  # type: ignore[no-untyped-def]
+            return self.items[index]
+
+        def __len__(self) -> int:
+            return len(self.items)
+
+    assert normalize_job_ids(LazySequence(["a", "b", "a"])) == ["a", "b"]
+    with pytest.raises(InvalidJobIdError, match="nested"):
+        normalize_job_ids([LazySequence(["a"])], task="t")
+    with pytest.raises(InvalidJobIdError, match="bytes"):
+        normalize_job_ids(b"job-1", task="t")

@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def server_message(response: ApiResponse, limit: int = 200) -> str:
-    """The short human message in an error body, whatever shape the API chose."""
+def server_message(response: ApiResponse) -> str:
+    """The human message in an error body, whatever shape the API chose (not yet scrubbed or
+    shortened: see ``JobApiHook.server_said``)."""
     try:
         body = response.json()
     except ValueError:
@@ -61,8 +62,8 @@ def server_message(response: ApiResponse, limit: int = 200) -> str:
                 details = body.get("errorDetails")
                 if isinstance(details, str) and details:
                     text = f"{text} ({details})"
-                return text[:limit]
-    return response.text.strip()[:limit]
+                return text
+    return response.text.strip()
 
 
 def decide_after_read(
@@ -182,8 +183,9 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
             raise ConnectionConfigError(
                 f"Connection {self.conn_id!r}: {name}={value!r} is not a {kind.__name__}"
             ) from None
-        if number < 0:
-            raise ConnectionConfigError(f"Connection {self.conn_id!r}: {name} must be >= 0")
+        if number < 0 or (number == 0 and name in ("timeout", "connect_timeout")):
+            need = "> 0" if name in ("timeout", "connect_timeout") else ">= 0"
+            raise ConnectionConfigError(f"Connection {self.conn_id!r}: {name} must be {need}")
         return number
 
     @cached_property
@@ -254,6 +256,11 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         """Drop credentials a 401 refused; return True if fresh ones are worth one retry."""
         return False
 
+    def server_said(self, response: ApiResponse, limit: int = 200) -> str:
+        """The server's message for errors and reports: scrubbed of secrets, then shortened
+        (in that order, so a cut can never leave part of a secret behind)."""
+        return self.scrub(server_message(response))[:limit]
+
     def scrub(self, text: str) -> str:
         """Remove every secret this hook knows from ``text``."""
         for secret in self._secrets():
@@ -297,7 +304,9 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         self.connection  # noqa: B018 - a broken connection fails here, before any request
         ids = [self._one_id(job_id) for job_id in job_ids]
         workers = max(1, min(max_concurrency, len(ids)))
-        self.pool_size = max(self.pool_size, workers)
+        if "transport" not in self.__dict__:
+            self.pool_size = max(self.pool_size, workers)
+        self.transport.session  # noqa: B018 - built once here, not raced for by the workers
         step = max(1, len(ids) // 10)
         answered = itertools.count(1)
 
@@ -419,7 +428,7 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
                 f"{self.hook_name} {call}: answer is not JSON",
                 status_code=response.status_code,
                 job_id=job_id,
-                server_message=server_message(response),
+                server_message=self.server_said(response),
             ) from None
 
     def parse_job_body(self, response: ApiResponse, *, call: str, job_id: str) -> dict[str, Any]:
@@ -430,7 +439,7 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
                 f"{self.hook_name} {call}: answer is not a job object",
                 status_code=response.status_code,
                 job_id=job_id,
-                server_message=server_message(response),
+                server_message=self.server_said(response),
             )
         return body
 
@@ -460,7 +469,7 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
             f"{self.hook_name} {call} {what}",
             status_code=code,
             job_id=job_id,
-            server_message=self.scrub(server_message(response)),
+            server_message=self.server_said(response),
         )
 
     # ------------------------------------------------------------------ running flows

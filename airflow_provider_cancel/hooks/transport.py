@@ -321,6 +321,7 @@ class Transport:
         except (
             aiohttp.ClientConnectionError,
             aiohttp.ClientPayloadError,
+            aiohttp.ClientResponseError,  # a malformed answer, before any status is known
             asyncio.TimeoutError,
         ) as error:
             self._log_request(request, None, started)

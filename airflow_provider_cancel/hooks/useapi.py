@@ -9,7 +9,6 @@ from airflow_provider_cancel.exceptions import ConnectionConfigError, JobNotFoun
 from airflow_provider_cancel.hooks.base import (
     JobApiHook,
     decide_after_read,
-    server_message,
 )
 from airflow_provider_cancel.hooks.transport import ApiRequest, ApiResponse, Flow
 from airflow_provider_cancel.job_ids import encode_path_segment, encode_query_value
@@ -148,7 +147,7 @@ class UseApiHook(JobApiHook):
             return CancelResult(
                 job_id, CancelOutcome.NOT_FOUND, message=missing.server_message or "job not found"
             )
-        answer = f"HTTP {code}: {server_message(response)}" if code != 200 else "HTTP 200"
+        answer = f"HTTP {code}: {self.server_said(response)}" if code != 200 else "HTTP 200"
         return decide_after_read(state, cancel_accepted=code == 200, cancel_answer=answer)
 
     def _decide_from_answer(self, job_id: str, response: ApiResponse) -> CancelResult | None:

@@ -4,6 +4,7 @@ generation requests and their statuses."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import json
 import threading
@@ -15,11 +16,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_cancel._compat import mask_secret
-from airflow_provider_cancel.exceptions import AuthenticationError, InvalidResponseError
+from airflow_provider_cancel.exceptions import (
+    AuthenticationError,
+    ConnectionConfigError,
+    InvalidResponseError,
+    JobNotFoundError,
+)
 from airflow_provider_cancel.hooks.base import (
     JobApiHook,
     decide_after_read,
-    server_message,
 )
 from airflow_provider_cancel.hooks.transport import ApiRequest, Flow
 from airflow_provider_cancel.job_ids import encode_path_segment
@@ -112,9 +117,11 @@ def _timestamp(value: Any) -> float | None:
     import pendulum
 
     try:
-        return float(pendulum.parse(value).timestamp())  # type: ignore[union-attr]
+        parsed = pendulum.parse(value)
     except (ValueError, pendulum.parsing.exceptions.ParserError):
         return None
+    # An ISO duration or interval ("P1D") is not a point in time: fall back to the default.
+    return parsed.timestamp() if isinstance(parsed, datetime.datetime) else None
 
 
 class _TokenCache:
@@ -212,15 +219,22 @@ class WriteTextHook(JobApiHook):
 
     def token_flow(self) -> Flow[AccessToken]:
         response = yield self.token_request()
-        if response.status_code != 200:
-            error = self.error_for(response, call="token")
-            if response.status_code in (401, 403):
-                error = AuthenticationError(
-                    "WriteText.ai refused the API key: check the connection's password",
-                    status_code=response.status_code,
-                    server_message=self.scrub(server_message(response)),
-                )
-            raise error
+        code = response.status_code
+        if code in (401, 403):
+            raise AuthenticationError(
+                "WriteText.ai refused the API key: check the connection's password",
+                status_code=code,
+                server_message=self.server_said(response),
+            )
+        if code in (404, 410):  # the token endpoint itself is missing: never "job not found"
+            raise ConnectionConfigError(
+                f"WriteText.ai has no token endpoint at {self.base_url}: check the "
+                "connection's host",
+                status_code=code,
+                server_message=self.server_said(response),
+            )
+        if code != 200:
+            raise self.error_for(response, call="token")
         body = self.parse_json(response, call="token")
         token = parse_token_answer(body, self.base_url, self.extra_value("region"))
         mask_secret(token.token)
@@ -292,15 +306,20 @@ class WriteTextHook(JobApiHook):
         if code == 404:
             # WriteText forgets finished requests, so "not found" may also mean "long done".
             return CancelResult(
-                job_id, CancelOutcome.NOT_FOUND, message=server_message(response) or "not found"
+                job_id, CancelOutcome.NOT_FOUND, message=self.server_said(response) or "not found"
             )
         if code not in (400, 409, 422):
             raise self.error_for(response, call="cancel", job_id=job_id)
-        state = yield from self.status_flow(job_id)
+        try:
+            state = yield from self.status_flow(job_id)
+        except JobNotFoundError as missing:
+            return CancelResult(
+                job_id, CancelOutcome.NOT_FOUND, message=missing.server_message or "not found"
+            )
         return decide_after_read(
             state,
             cancel_accepted=False,
-            cancel_answer=f"HTTP {code}: {server_message(response)}",
+            cancel_answer=f"HTTP {code}: {self.server_said(response)}",
         )
 
     def _accepted(self, job_id: str, text: str) -> CancelResult:

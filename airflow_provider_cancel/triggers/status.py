@@ -6,8 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
+from airflow_provider_cancel._compat import BaseTrigger, TriggerEvent
 from airflow_provider_cancel.exceptions import JobNotFoundError, missing_job_message
 from airflow_provider_cancel.status import JobStatus, assess, parse_statuses
 

@@ -195,8 +195,21 @@ def test_a_context_without_a_task_instance_never_raises(
 ) -> None:
     cancel_on_failure(useapi_conn, xcom_task_ids="submit")({})
 
-    assert any("could not cancel" in r.getMessage() for r in logs.records)
+    assert any("could not read the XCom of task 'submit'" in r.getMessage() for r in logs.records)
     assert emulator.counters["requests"] == 0
+
+
+def test_literal_ids_are_cancelled_when_xcom_cannot_be_read(
+    logs: pytest.LogCaptureFixture, emulator: Any, useapi_conn: str
+) -> None:
+    """Airflow 3 may run a DAG-level callback with a minimal context (no task instance): the
+    literal ids are still cancelled."""
+    job_id = emulator.submit_useapi()
+    minimal = {"dag": None, "run_id": "r", "reason": "failed"}
+    cancel_on_failure(useapi_conn, job_ids=[job_id], xcom_task_ids="submit")(minimal)
+
+    assert emulator.job(job_id)["normalized"] == "cancelled"
+    assert any("could not read the XCom" in r.getMessage() for r in logs.records)
 
 
 def test_bad_literal_ids_never_raise(

@@ -368,7 +368,7 @@ def test_execute_complete_on_success(make_context: Context) -> None:
 def test_execute_complete_on_failed_fails_without_retries(make_context: Context) -> None:
     event = {
         "status": "failed",
-        "message": "1 job(s) will never be cancelled: 'a': status completed",
+        "message": "1 job(s) will never reach a success status: 'a': status completed",
         "jobs": {"a": {"status": "completed", "raw_status": "completed", "message": ""}},
     }
     with pytest.raises(AirflowFailException, match=r"'wait'.*'a': status completed"):
