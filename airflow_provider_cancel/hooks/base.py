@@ -66,6 +66,18 @@ def server_message(response: ApiResponse) -> str:
     return response.text.strip()
 
 
+def settled_by_status(state: JobState, *, cancel_accepted: bool) -> CancelResult | None:
+    """The outcome a job's status alone settles: cancelled after a yes, or any end status
+    (then it had ended before this cancel). ``None`` while the job is still on its way."""
+    if state.status is JobStatus.CANCELLED and cancel_accepted:
+        return CancelResult.from_state(state, CancelOutcome.CANCELLED, "cancelled")
+    if state.status.is_terminal:
+        return CancelResult.from_state(
+            state, CancelOutcome.ALREADY_FINISHED, f"job had already ended ({state.raw_status})"
+        )
+    return None
+
+
 def decide_after_read(
     state: JobState, *, cancel_accepted: bool, cancel_answer: str
 ) -> CancelResult:
@@ -75,12 +87,9 @@ def decide_after_read(
     finished before (unless it reads cancelled after a yes); a job still running after a "no"
     was not stopped, which is an error, never a success.
     """
-    if state.status is JobStatus.CANCELLED and cancel_accepted:
-        return CancelResult.from_state(state, CancelOutcome.CANCELLED, "cancelled")
-    if state.status.is_terminal:
-        return CancelResult.from_state(
-            state, CancelOutcome.ALREADY_FINISHED, f"job had already ended ({state.raw_status})"
-        )
+    settled = settled_by_status(state, cancel_accepted=cancel_accepted)
+    if settled is not None:
+        return settled
     if state.status is JobStatus.CANCELLING or cancel_accepted:
         return CancelResult.from_state(
             state, CancelOutcome.CANCELLING, f"cancel accepted; job reads {state.raw_status}"

@@ -9,6 +9,7 @@ from airflow_provider_cancel.exceptions import ConnectionConfigError, JobNotFoun
 from airflow_provider_cancel.hooks.base import (
     JobApiHook,
     decide_after_read,
+    settled_by_status,
 )
 from airflow_provider_cancel.hooks.transport import ApiRequest, ApiResponse, Flow
 from airflow_provider_cancel.job_ids import encode_path_segment, encode_query_value
@@ -158,14 +159,7 @@ class UseApiHook(JobApiHook):
             return None
         if not isinstance(body, dict) or not isinstance(body.get("status"), str):
             return None
-        state = job_state(job_id, body, self.api_version)
-        if state.status is JobStatus.CANCELLED:
-            return CancelResult.from_state(state, CancelOutcome.CANCELLED, "cancelled")
-        if state.status.is_terminal:
-            return CancelResult.from_state(
-                state, CancelOutcome.ALREADY_FINISHED, f"job had already ended ({state.raw_status})"
-            )
-        return None
+        return settled_by_status(job_state(job_id, body, self.api_version), cancel_accepted=True)
 
     def test_flow(self) -> Flow[str]:
         response = yield ApiRequest("GET", "/v2/account", call="account")

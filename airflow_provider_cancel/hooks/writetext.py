@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import hashlib
-import json
 import threading
 import time
 import weakref
@@ -25,8 +24,9 @@ from airflow_provider_cancel.exceptions import (
 from airflow_provider_cancel.hooks.base import (
     JobApiHook,
     decide_after_read,
+    settled_by_status,
 )
-from airflow_provider_cancel.hooks.transport import ApiRequest, Flow
+from airflow_provider_cancel.hooks.transport import ApiRequest, ApiResponse, Flow
 from airflow_provider_cancel.job_ids import encode_path_segment
 from airflow_provider_cancel.status import (
     CancelOutcome,
@@ -302,7 +302,7 @@ class WriteTextHook(JobApiHook):
         response = yield ApiRequest("POST", path, call="cancel", job_id=job_id)
         code = response.status_code
         if code in (200, 202, 204):
-            return self._accepted(job_id, response.text)
+            return self._accepted(job_id, response)
         if code == 404:
             # WriteText forgets finished requests, so "not found" may also mean "long done".
             return CancelResult(
@@ -322,19 +322,16 @@ class WriteTextHook(JobApiHook):
             cancel_answer=f"HTTP {code}: {self.server_said(response)}",
         )
 
-    def _accepted(self, job_id: str, text: str) -> CancelResult:
+    def _accepted(self, job_id: str, response: ApiResponse) -> CancelResult:
         """A 2xx: the request moves to Cancelling (no body is documented; use one if given)."""
         try:
-            body = json.loads(text) if text.strip() else None
+            body = response.json()
         except ValueError:
             body = None
         state = self.job_state(job_id, body)
-        if state.status is JobStatus.CANCELLED:
-            return CancelResult.from_state(state, CancelOutcome.CANCELLED, "cancelled")
-        if state.status.is_terminal:
-            return CancelResult.from_state(
-                state, CancelOutcome.ALREADY_FINISHED, f"job had already ended ({state.raw_status})"
-            )
+        settled = settled_by_status(state, cancel_accepted=True)
+        if settled is not None:
+            return settled
         return CancelResult(
             job_id,
             CancelOutcome.CANCELLING,
