@@ -84,7 +84,7 @@ def test_timeouts_come_from_the_extra_and_arguments_win(timeout_conns: dict[str,
         0.1,
         0,
     )
-    assert UseApiHook(timeout_conns["useapi"], timeout=30).connect_timeout == 10.0
+    assert UseApiHook(timeout_conns["useapi"], timeout=30).settings.connect_timeout == 10.0
 
 
 def call(hook: Any, method: str, job_id: str, mode: str) -> Any:
