@@ -175,3 +175,18 @@ def test_any_sequence_is_a_list_of_ids() -> None:
         normalize_job_ids([LazySequence(["a"])], task="t")
     with pytest.raises(InvalidJobIdError, match="bytes"):
         normalize_job_ids(b"job-1", task="t")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [10**5000, -(10**5000), [1, 10**5000], 10**4200, 2**20000],
+    ids=["past-str-limit", "negative", "in-a-list", "over-4096-digits", "power-of-two"],
+)
+def test_huge_ints_are_refused_naming_the_task(value: object) -> None:
+    with pytest.raises(InvalidJobIdError, match="Task 'cancel_big'") as caught:
+        normalize_job_ids(value, task="cancel_big")
+    assert len(str(caught.value)) < 400  # the value is described, not printed
+
+
+def test_an_int_of_4096_digits_is_still_an_id() -> None:
+    assert normalize_job_ids(10**4095, task="t") == ["1" + "0" * 4095]

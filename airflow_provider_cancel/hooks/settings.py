@@ -86,16 +86,17 @@ def _number(conn_id: str, name: str, value: Any, kind: type) -> Any:
 
 def clean_secret(conn_id: str, label: str, value: Any) -> str:
     """The connection's secret without the whitespace a copy-paste or an env file leaves around
-    it; one with a control character inside (CR, LF, TAB...) could never be sent as a header,
-    so it is refused up front, naming the field, never the value."""
+    it. One with a control character inside (CR, LF, TAB...) or a non-ASCII one could never be
+    sent as a header: it is refused up front, naming the field, never the value."""
     secret = str(value).strip() if value is not None else ""
     if not secret:
         raise ConnectionConfigError(
             f"Connection {conn_id!r} has no {label}: set it as the connection's password"
         )
-    if any(ord(char) < 32 or 127 <= ord(char) < 160 for char in secret):
+    if not all(32 <= ord(char) < 127 for char in secret):
         raise ConnectionConfigError(
             f"Connection {conn_id!r}: the {label} (the connection's password) contains a "
-            "control character such as a line break; paste it again without one"
+            "line break, another control character or a non-ASCII character, which no HTTP "
+            "header can carry; paste it again without one"
         )
     return secret

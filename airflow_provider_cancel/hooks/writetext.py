@@ -107,11 +107,11 @@ def region_url(region: str, token_url: str) -> str:
 
 def _clean_token(value: str) -> str:
     token = value.strip()
-    if any(ord(char) < 33 or 127 <= ord(char) < 160 for char in token):
+    if not all(33 <= ord(char) < 127 for char in token):
         # It could never be sent as a header; its value is not shown.
         raise InvalidResponseError(
-            "WriteText.ai token answer: the access token contains whitespace or a control "
-            "character (such as a line break); refused"
+            "WriteText.ai token answer: the access token contains whitespace, a control "
+            "character (such as a line break) or a non-ASCII character; refused"
         )
     return token
 

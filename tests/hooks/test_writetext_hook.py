@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -756,3 +757,13 @@ def test_sync_and_async_agree(emulator, writetext_conn, raw, both_paths):
         assert results[0] == results[1]
     missing = [run(hook(), "cancel_job", "nope") for run in runners]
     assert missing[0] == missing[1]
+
+
+def test_a_region_never_moves_the_access_token_from_https_to_http(
+    fake_api: Any, set_connection: Any, run_hook: Any
+) -> None:
+    set_connection("wt_https", "writetext", password="wt-api-key-secret")
+    fake_api.token(region="http://api-eu.writetext.ai")
+    with pytest.raises(InvalidResponseError, match="plain http"):
+        run_hook(WriteTextHook("wt_https", **FAST), "cancel_job", "req-1")
+    assert [c.url for c in fake_api.calls] == ["https://api.writetext.ai/web/apitoken/accesstoken"]

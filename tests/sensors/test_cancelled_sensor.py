@@ -354,6 +354,25 @@ def test_deferrable_fails_fast_before_deferring(
         sensor(useapi_conn, "job:vanished", deferrable=True).execute(make_context())
 
 
+@pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="never_fail is an Airflow 3 sensor option")
+def test_never_fail_skips_a_failing_first_check_in_deferrable_mode_too(
+    emulator: Any, useapi_conn: str, set_connection: Any, make_context: Context
+) -> None:
+    job = emulator.submit_useapi()
+    emulator.set_status(job, "completed")  # fails fast: it ended before any cancel
+    with pytest.raises(AirflowSkipException, match="never_fail"):
+        sensor(useapi_conn, job, deferrable=True, never_fail=True).execute(make_context())
+    # an API that cannot be reached at all
+    down = set_connection("down", "useapi", host="http://127.0.0.1:9", password="tok-12345")
+    hook_params = {**FAST, "retry_limit": 0}
+    with pytest.raises(AirflowSkipException, match="never_fail"):
+        sensor(down, job, deferrable=True, never_fail=True, hook_params=hook_params).execute(
+            make_context()
+        )
+    with pytest.raises(AirflowException):  # without it, the same check fails the task
+        sensor(down, job, deferrable=True, hook_params=hook_params).execute(make_context())
+
+
 def test_execute_complete_on_success(make_context: Context) -> None:
     event = {
         "status": "success",
