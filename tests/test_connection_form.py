@@ -95,12 +95,11 @@ def test_airflow3_form_fields_without_deprecation_warnings():
 @pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="Airflow 2 only (run by make test-airflow2)")
 def test_airflow2_connection_form_shows_the_same_fields():
     """Airflow 2.11's own form class, built as its web server builds it."""
+    from airflow.providers_manager import ProvidersManager
+    from airflow.www.forms import create_connection_form_class
     from flask import Flask
     from flask_babel import Babel
     from werkzeug.datastructures import MultiDict
-
-    from airflow.providers_manager import ProvidersManager
-    from airflow.www.forms import create_connection_form_class
 
     manager = ProvidersManager()
     for conn_type in EXTRA_FIELDS:
