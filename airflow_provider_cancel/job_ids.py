@@ -20,8 +20,10 @@ MAX_JOB_ID_LENGTH = 4096
 
 
 def _shown(value: Any) -> str:
+    from airflow_provider_cancel.messages import shorten
+
     text = repr(value)
-    return text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"
+    return text if len(text) <= 120 else f"{shorten(text, 100)} ({len(text)} characters)"
 
 
 def _refuse(task: str, value: Any, why: str) -> InvalidJobIdError:
@@ -80,6 +82,11 @@ def normalize_job_ids(value: Any, *, task: str = "<unknown>") -> list[str]:
     (a list, a tuple, the lazy sequence a mapped task's XCom resolves to).
     Raises :class:`InvalidJobIdError` naming ``task`` and the value for anything else.
     """
+    return job_ids_and_duplicates(value, task=task)[0]
+
+
+def job_ids_and_duplicates(value: Any, *, task: str = "<unknown>") -> tuple[list[str], int]:
+    """:func:`normalize_job_ids` and how many duplicate ids it dropped (for the log)."""
     if isinstance(value, str):
         stripped = value.strip()
         if stripped.startswith("[") and stripped.endswith("]"):
@@ -97,8 +104,42 @@ def normalize_job_ids(value: Any, *, task: str = "<unknown>") -> list[str]:
         ids = [_one_id(item, task, value) for item in items]
         if not ids:
             raise _refuse(task, value, "the list of ids is empty")
-        return list(dict.fromkeys(ids))
-    return [_one_id(value, task, value)]
+        distinct = list(dict.fromkeys(ids))
+        return distinct, len(ids) - len(distinct)
+    return [_one_id(value, task, value)], 0
+
+
+_LITERAL_SCALARS = (str, bytes, int, float, type(None))
+
+
+def _is_literal(value: Any) -> bool:
+    """Written out in the DAG file: plain values and containers of them, no Jinja.
+
+    Anything else (an ``XComArg``, a Jinja string, an object Airflow resolves) is only known
+    when the task runs, and is checked then.
+    """
+    if isinstance(value, str):
+        return "{{" not in value and "{%" not in value
+    if isinstance(value, _LITERAL_SCALARS):
+        return True
+    if isinstance(value, Mapping):
+        return all(_is_literal(v) for v in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(_is_literal(item) for item in value)
+    return False
+
+
+def check_literal_job_ids(value: Any, *, task: str) -> None:
+    """Refuse, when the DAG file is parsed, an id that can only be a mistake as written
+    (``None``, ``""``, ``[]``...): the UI then shows a DAG import error naming the task and
+    the value, before any run. Templated values pass here and are checked at run time."""
+    if _is_literal(value):
+        normalize_job_ids(value, task=task)
+
+
+def duplicates_text(count: int) -> str:
+    """``"2 duplicate ids ignored"``, for the log of a task given a list with repeats."""
+    return f"{count} duplicate id{'' if count == 1 else 's'} ignored"
 
 
 def encode_path_segment(job_id: str) -> str:
