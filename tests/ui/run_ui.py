@@ -196,9 +196,15 @@ def check_form(page: Any, dep: Deployment, conn_type: str, shots: Path, checks: 
                 f"{label!r} choices {choices} (no null)",
             )
             combo.press("Tab")
-    elif extra_section.count():
-        extra_section.click()
-        page.wait_for_timeout(500)  # let the section open (it has nothing to wait for)
+    else:
+        if extra_section.count():
+            extra_section.click()
+            wait_for(
+                "the Extra Fields section to open",
+                lambda: extra_section.get_attribute("aria-expanded") == "true",
+                30,
+                0.1,
+            )
         fields = dialog.locator("[name^=element_]").count()
         checks.expect(fields == 0, f"no extra fields ({fields} found)")
         page.screenshot(path=str(shots / f"{conn_type}-2-no-extra-fields.png"), full_page=True)
@@ -246,7 +252,7 @@ def check_test_button(
     title = page.get_by_text(re.compile(r"^Test Connection (Successful|Failed)$")).last
     title.wait_for()
     toast = title.locator("xpath=..")
-    page.wait_for_timeout(300)  # the toast's description renders with its title
+    wait_for("the toast's description", lambda: "\n" in toast.inner_text().strip(), 30, 0.1)
     page.screenshot(path=str(shots / f"{conn_type}-4-test-button.png"), full_page=True)
     body = answer.json()
     shown = toast.inner_text().replace("\n", " / ")
