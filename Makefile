@@ -56,7 +56,7 @@ $(UI_STAMP): pyproject.toml $(STAMP)
 $(CHROMIUM):
 	$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" = 0 ] || echo sudo -E) \
-		apt-get install -y -q --no-install-recommends chromium
+		apt-get install -y -q chromium
 
 ui-test: $(UI_STAMP) $(CHROMIUM)
 	PATH="$(BIN):$$PATH" UI_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/python tests/ui/run_ui.py
