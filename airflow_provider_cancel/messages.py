@@ -1,8 +1,9 @@
-"""How the provider words what happened to a job, in logs and errors. Pure functions, no I/O.
+"""How this provider words what it tells users: short texts cut at a word boundary, counts with
+the right plural, one line per job that says each fact once. Pure functions, no I/O.
 
-One line per job that says each fact once: ``job-1: cancelled``, ``job-2: already_finished
-(status completed, raw 'Done')``, ``job-3: error: the API refused the cancel (HTTP 400)``.
-A raw status is shown only when it adds something, never as ``None``.
+A job's line: ``job-1: cancelled``, ``job-2: already_finished (status completed, raw 'Done')``,
+``job-3: error: the API refused the cancel (HTTP 400)``. A raw status is shown only when it adds
+something, never as ``None``.
 """
 
 from __future__ import annotations
@@ -16,24 +17,21 @@ ELLIPSIS = "…"
 
 
 def shorten(text: str, limit: int) -> str:
-    """``text`` in at most ``limit`` characters, cut at a word boundary and ended with "…".
-
-    Only a word so long that ending before it would drop more than half of what fits (a long
-    id, a repr) is cut inside.
-
-    >>> shorten("Unable to locate job abc", 20)
-    'Unable to locate…'
-    """
+    """``text`` in at most ``limit`` characters, cut at a word boundary and ending in "…" when
+    cut (mid-word only when one word is longer than most of the limit)."""
+    text = " ".join(text.split())
     if len(text) <= limit:
         return text
-    if limit <= len(ELLIPSIS):
-        return ELLIPSIS[:limit]
-    kept = text[: limit - len(ELLIPSIS)]
-    if not text[len(kept)].isspace():  # the cut falls inside a word: drop that word
-        boundary = re.search(r"\s\S*$", kept)
-        if boundary and boundary.start() >= limit // 2:
-            kept = kept[: boundary.start()]
-    return kept.rstrip() + ELLIPSIS
+    room = max(0, limit - len(ELLIPSIS))
+    cut = text[: room + 1].rsplit(" ", 1)[0] if " " in text[: room + 1] else ""
+    if len(cut) < room // 2:  # no usable word boundary: cut the long word itself
+        cut = text[:room]
+    return cut.rstrip(" ,;:.—-") + ELLIPSIS
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 attempt``, ``3 attempts``."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
 
 
 def _said(word: str, text: str) -> bool:

@@ -39,6 +39,7 @@ def test_shorten_cuts_at_a_word_boundary() -> None:
 def test_shorten_never_exceeds_and_never_splits_a_short_word(text: str, limit: int) -> None:
     short = shorten(text, limit)
     assert len(short) <= limit
+    text = " ".join(text.split())  # shorten() collapses runs of whitespace first
     if short == text:
         return
     assert short.endswith("…")
