@@ -120,7 +120,9 @@ class Assessment:
             return f"{len(self.failures)} job(s) will never reach a success status: {reasons}"
         if self.done:
             return "every job reached a success status"
-        return f"waiting for {len(self.waiting)} job(s): {', '.join(map(repr, self.waiting[:10]))}"
+        shown = ", ".join(map(repr, self.waiting[:10]))
+        more = f" and {len(self.waiting) - 10} more" if len(self.waiting) > 10 else ""
+        return f"waiting for {len(self.waiting)} job(s): {shown}{more}"
 
 
 def parse_statuses(statuses: Any, *, task: str = "<unknown>") -> frozenset[JobStatus]:

@@ -218,3 +218,12 @@ class _TI:
 
     def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
         return None
+
+
+def test_a_long_wait_says_how_many_ids_it_does_not_list() -> None:
+    from airflow_provider_cancel.status import JobState, assess
+
+    states = {f"job-{i}": JobState(f"job-{i}", JobStatus.RUNNING, "Running") for i in range(12)}
+    message = assess(states, frozenset({JobStatus.CANCELLED})).message
+    assert message.startswith("waiting for 12 job(s): 'job-0', 'job-1'")
+    assert message.endswith("'job-9' and 2 more")
