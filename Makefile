@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint unit clean e2e install-airflow2 test-airflow2 wheel-test
+.PHONY: install demo test lint unit clean e2e ui-test install-airflow2 test-airflow2 wheel-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,25 @@ clean:
 ## REST API, against the emulator (tests/e2e/run_e2e.py).
 e2e: install
 	PATH="$(BIN):$$PATH" $(BIN)/python tests/e2e/run_e2e.py
+
+## make ui-test: the connection forms in a real browser, Debian's chromium driven by Playwright
+## (no browser download), against a real Airflow 3 API server: sign in, add a useapi and a
+## writetext connection, check fields, choices and placeholders, save, press Test
+## (tests/ui/run_ui.py). Installs chromium with apt when it is missing. Screenshots: .e2e/ui-*/.
+CHROMIUM ?= /usr/bin/chromium
+UI_STAMP := $(VENV)/.ui-stamp
+
+$(UI_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[ui]'
+	touch $(UI_STAMP)
+
+$(CHROMIUM):
+	$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" = 0 ] || echo sudo -E) \
+		apt-get install -y -q chromium
+
+ui-test: $(UI_STAMP) $(CHROMIUM)
+	PATH="$(BIN):$$PATH" UI_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/python tests/ui/run_ui.py
 
 ## make test-airflow2: the test suite against the latest Airflow 2.11.x, in .venv-airflow2
 ## (its own SQLite metadata DB: Airflow 2 looks connections up there after env vars).

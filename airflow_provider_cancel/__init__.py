@@ -19,32 +19,38 @@ def _connection_type(
     hook_class: str,
     hook_name: str,
     secret_label: str,
+    secret_placeholder: str,
     host_placeholder: str,
     extra_fields: dict[str, Any],
 ) -> dict[str, Any]:
-    return {
+    # Airflow 3's form stores every conn-field in the extra, an empty one as null: only fields
+    # that always have a value (a choice with a default) are form fields. Tuning settings
+    # (timeout, retry_limit, region, ...) stay optional keys of the Extra JSON (docs).
+    entry: dict[str, Any] = {
         "connection-type": conn_type,
         "hook-class-name": hook_class,
         "hook-name": hook_name,
         "ui-field-behaviour": {
-            "hidden-fields": ["schema", "port", "login"],
+            "hidden-fields": list(HIDDEN_FIELDS),
             "relabeling": {"password": secret_label, "host": "Base URL (optional)"},
-            "placeholders": {"host": host_placeholder, "password": secret_label},
-        },
-        "conn-fields": {
-            **extra_fields,
-            "timeout": {
-                "label": "Timeout (seconds)",
-                "description": "Read timeout of one HTTP request.",
-                "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
-            },
-            "retry_limit": {
-                "label": "Retry limit",
-                "description": "Retries after connection errors, timeouts, 429 and 5xx.",
-                "schema": {"type": ["integer", "null"], "minimum": 0},
-            },
+            "placeholders": {"host": host_placeholder, "password": secret_placeholder},
         },
     }
+    if extra_fields:
+        entry["conn-fields"] = extra_fields
+    return entry
+
+
+HIDDEN_FIELDS = ("schema", "port", "login")
+"""Standard connection fields neither API uses."""
+
+USEAPI_EXTRA_FIELDS: dict[str, Any] = {
+    "api_version": {
+        "label": "API version",
+        "description": "Midjourney API version: v2 (default) or v3.",
+        "schema": {"type": "string", "enum": ["v2", "v3"], "default": "v2"},
+    },
+}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -99,29 +105,18 @@ def get_provider_info() -> dict[str, Any]:
                 "airflow_provider_cancel.hooks.useapi.UseApiHook",
                 "useapi.net",
                 "API token",
+                "user:1234-…",
                 "https://api.useapi.net",
-                {
-                    "api_version": {
-                        "label": "API version",
-                        "description": "Midjourney API version: v2 (default) or v3.",
-                        "schema": {"type": ["string", "null"], "enum": ["v2", "v3", None]},
-                    },
-                },
+                USEAPI_EXTRA_FIELDS,
             ),
             _connection_type(
                 "writetext",
                 "airflow_provider_cancel.hooks.writetext.WriteTextHook",
                 "WriteText.ai",
                 "API key",
+                "your WriteText.ai API key",
                 "https://api.writetext.ai",
-                {
-                    "region": {
-                        "label": "Region host",
-                        "description": "e.g. api-eu.writetext.ai; empty = use the region "
-                        "the token endpoint returns.",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                },
+                {},
             ),
         ],
     }

@@ -8,7 +8,9 @@ from typing import Any
 
 from airflow_provider_cancel._compat import pull_xcom
 from airflow_provider_cancel.exceptions import InvalidJobIdError
-from airflow_provider_cancel.job_ids import normalize_job_ids
+from airflow_provider_cancel.job_ids import duplicates_text, job_ids_and_duplicates
+from airflow_provider_cancel.messages import describe_result, outcome_level
+from airflow_provider_cancel.status import CancelOutcome
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +52,11 @@ class CancelOnFailure:
 
     def _ids(self, context: Any) -> list[str]:
         found: list[Any] = []
+        duplicates = 0
         if self.job_ids is not None:
             try:
-                found.extend(normalize_job_ids(self.job_ids, task=self._where(context)))
+                ids, duplicates = job_ids_and_duplicates(self.job_ids, task=self._where(context))
+                found.extend(ids)
             except InvalidJobIdError as error:  # still cancel what the XCom tasks started
                 log.error("%r: %s", self, error)
         for task_id in self.xcom_task_ids or []:
@@ -70,10 +74,16 @@ class CancelOnFailure:
                 )
                 continue
             try:
-                found.extend(normalize_job_ids(value, task=task_id))
+                ids, repeated = job_ids_and_duplicates(value, task=task_id)
+                found.extend(ids)
+                duplicates += repeated
             except InvalidJobIdError as error:  # still cancel what the other tasks started
                 log.error("%r: %s", self, error)
-        return list(dict.fromkeys(found))
+        distinct = list(dict.fromkeys(found))
+        duplicates += len(found) - len(distinct)
+        if duplicates:
+            log.info("%r: %s", self, duplicates_text(duplicates))
+        return distinct
 
     def _pull(self, context: Any, task_id: str) -> Any:
         ti = context.get("ti") or context.get("task_instance")
@@ -93,26 +103,32 @@ class CancelOnFailure:
         if not job_ids:
             log.info("%r: no job ids to cancel", self)
             return
-        hook = hook_for_connection(
-            self.conn_id, {"pool_size": self.max_concurrency, **self.hook_params}
-        )
-        log.info("%r: cancelling %d job(s) on %s", self, len(job_ids), hook.hook_name)
         try:
-            results = hook.cancel_jobs(job_ids, self.max_concurrency)
-        finally:
-            hook.close()
+            hook = hook_for_connection(
+                self.conn_id, {"pool_size": self.max_concurrency, **self.hook_params}
+            )
+            log.info("%r: cancelling %d job(s) on %s", self, len(job_ids), hook.hook_name)
+            try:
+                results = hook.cancel_jobs(job_ids, self.max_concurrency)
+            finally:
+                hook.close()
+        except Exception as error:  # e.g. the connection is missing: name every job left
+            self._left_running(job_ids, f"{type(error).__name__}: {error}")
+            return
         for result in results:
-            level = (
-                logging.WARNING if result.outcome.value in ("error", "not_found") else logging.INFO
-            )
-            log.log(
-                level,
-                "%s: %s (status %s) %s",
-                result.job_id,
-                result.outcome.value,
-                result.status.value,
-                result.message,
-            )
+            log.log(outcome_level(result.outcome), "%s", describe_result(result))
+        failed = [r.job_id for r in results if r.outcome is CancelOutcome.ERROR]
+        if failed:
+            self._left_running(failed, "the cancel failed (see above)")
+
+    def _left_running(self, job_ids: list[str], why: str) -> None:
+        log.error(
+            "%r could not cancel %d job(s), which may still be running (and costing): %s. %s",
+            self,
+            len(job_ids),
+            ", ".join(job_ids),
+            why,
+        )
 
 
 def cancel_on_failure(

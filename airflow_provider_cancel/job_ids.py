@@ -20,13 +20,15 @@ MAX_JOB_ID_LENGTH = 4096
 
 
 def _shown(value: Any) -> str:
+    from airflow_provider_cancel.messages import shorten
+
     if isinstance(value, int) and value.bit_length() > 4 * MAX_JOB_ID_LENGTH:
         return f"<an int of about {int(value.bit_length() * 0.30103)} digits>"
     try:
         text = repr(value)
     except ValueError:  # an int past Python's int-to-str digit limit, inside a list
         return f"<a {type(value).__name__} too large to show>"
-    return text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"
+    return text if len(text) <= 120 else f"{shorten(text, 100)} ({len(text)} characters)"
 
 
 def _refuse(task: str, value: Any, why: str) -> InvalidJobIdError:
@@ -90,6 +92,11 @@ def normalize_job_ids(value: Any, *, task: str = "<unknown>") -> list[str]:
     (a list, a tuple, the lazy sequence a mapped task's XCom resolves to).
     Raises :class:`InvalidJobIdError` naming ``task`` and the value for anything else.
     """
+    return job_ids_and_duplicates(value, task=task)[0]
+
+
+def job_ids_and_duplicates(value: Any, *, task: str = "<unknown>") -> tuple[list[str], int]:
+    """:func:`normalize_job_ids` and how many duplicate ids it dropped (for the log)."""
     if isinstance(value, str):
         stripped = value.strip()
         if stripped.startswith("[") and stripped.endswith("]"):
@@ -107,8 +114,44 @@ def normalize_job_ids(value: Any, *, task: str = "<unknown>") -> list[str]:
         ids = [_one_id(item, task, value) for item in items]
         if not ids:
             raise _refuse(task, value, "the list of ids is empty")
-        return list(dict.fromkeys(ids))
-    return [_one_id(value, task, value)]
+        distinct = list(dict.fromkeys(ids))
+        return distinct, len(ids) - len(distinct)
+    return [_one_id(value, task, value)], 0
+
+
+_LITERAL_SCALARS = (str, bytes, int, float, type(None))
+
+
+def _is_literal(value: Any) -> bool:
+    """Written out in the DAG file: plain values and containers of them, no Jinja.
+
+    Anything else (an ``XComArg``, a Jinja string, an object Airflow resolves) is only known
+    when the task runs, and is checked then.
+    """
+    if isinstance(value, str):
+        return "{{" not in value and "{%" not in value
+    if isinstance(value, _LITERAL_SCALARS):
+        return True
+    if isinstance(value, Mapping):
+        return all(_is_literal(v) for v in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(_is_literal(item) for item in value)
+    return False
+
+
+def check_literal_job_ids(value: Any, *, task: str) -> None:
+    """Refuse, when the DAG file is parsed, an id that can only be a mistake as written
+    (``None``, ``""``, ``[]``...): the UI then shows a DAG import error naming the task and
+    the value, before any run. Templated values pass here and are checked at run time."""
+    if _is_literal(value):
+        normalize_job_ids(value, task=task)
+
+
+def duplicates_text(count: int) -> str:
+    """``"2 duplicate ids ignored"``, for the log of a task given a list with repeats."""
+    from airflow_provider_cancel.messages import plural
+
+    return f"{plural(count, 'duplicate id')} ignored"
 
 
 def encode_path_segment(job_id: str) -> str:

@@ -57,6 +57,13 @@ class JobState:
     body: Any = field(default=None, repr=False, compare=False)
     message: str = ""
 
+    def status_text(self) -> str:
+        """``status completed``, with the raw status only when it says something more."""
+        raw = self.raw_status
+        if raw is None or raw.strip().lower() == self.status.value:
+            return f"status {self.status.value}"
+        return f"status {self.status.value} (raw {raw!r})"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (no raw body: it can be large) for XCom and trigger events."""
         return {
@@ -113,7 +120,9 @@ class Assessment:
             return f"{len(self.failures)} job(s) will never reach a success status: {reasons}"
         if self.done:
             return "every job reached a success status"
-        return f"waiting for {len(self.waiting)} job(s): {', '.join(map(repr, self.waiting[:10]))}"
+        shown = ", ".join(map(repr, self.waiting[:10]))
+        more = f" and {len(self.waiting) - 10} more" if len(self.waiting) > 10 else ""
+        return f"waiting for {len(self.waiting)} job(s): {shown}{more}"
 
 
 def parse_statuses(statuses: Any, *, task: str = "<unknown>") -> frozenset[JobStatus]:
@@ -138,7 +147,7 @@ def parse_statuses(statuses: Any, *, task: str = "<unknown>") -> frozenset[JobSt
 def assess(states: dict[str, JobState], success: frozenset[JobStatus]) -> Assessment:
     """Done when every job is in ``success``; a terminal status outside it can never change."""
     failures = {
-        job_id: f"status {state.status.value} (raw {state.raw_status!r})"
+        job_id: state.status_text()
         for job_id, state in states.items()
         if state.status not in success and state.status.is_terminal
     }

@@ -33,32 +33,108 @@ def _fault(text: str) -> tuple[str, int | None, float | None]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_cancel.emulator",
-        description="Emulate useapi.net Midjourney (v2, v3) and WriteText.ai locally.",
+        description="Emulate useapi.net Midjourney (v2, v3) and WriteText.ai locally. The main "
+        "port serves useapi.net, WriteText's token endpoint and the /_emulator/ control "
+        "endpoints; WriteText's /text/... calls are served on a second (region) port, which "
+        "the token endpoint hands out. Prints one 'emulator listening on URL (region HOST)' "
+        "line, then serves until Ctrl-C or SIGTERM. See docs/emulator.md for curl examples.",
+        epilog="Fault kinds: 429, 500, 502, 503, 504, 596 (useapi moderation), html (a 502 "
+        "HTML page), html200 (an HTML page with 200), malformed (truncated JSON), empty (an "
+        "empty 200), drop (connection closed), hang (no answer for 30 s, then closed), "
+        "expired_token (WriteText 401 invalid_token). Also at run time: POST /_emulator/faults.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--region-port", type=int, default=0)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds per API request")
-    parser.add_argument("--start-delay", type=float, default=0.2)
-    parser.add_argument("--cancel-delay", type=float, default=1.0)
-    parser.add_argument("--job-duration", type=float, default=300.0)
-    parser.add_argument("--token-ttl", type=int, default=86400)
-    parser.add_argument("--useapi-token", default="emulator-useapi-token")
-    parser.add_argument("--writetext-api-key", default="emulator-writetext-key")
     parser.add_argument(
-        "--finished-cancel-answer", choices=("200", "400", "404", "409"), default="200"
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8765,
+        help="main port (useapi, WriteText token); 0 = any free (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--region-port",
+        type=int,
+        default=0,
+        help="WriteText region port; 0 = any free port (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="seconds added to every API request (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--start-delay",
+        type=float,
+        default=0.2,
+        help="seconds before a new job leaves created/Pending (useapi: created, started after "
+        "it, progress after twice it; WriteText: Pending, then Running) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--cancel-delay",
+        type=float,
+        default=1.0,
+        help="seconds a cancelled WriteText request stays Cancelling before Cancelled "
+        "(useapi jobs are cancelled at once) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--job-duration",
+        type=float,
+        default=300.0,
+        help="seconds after which a job that was not cancelled completes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--token-ttl",
+        type=int,
+        default=86400,
+        help="lifetime of WriteText access tokens (s) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--useapi-token",
+        default="emulator-useapi-token",
+        help="the useapi.net API token accepted (Authorization: Bearer ...) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--writetext-api-key",
+        default="emulator-writetext-key",
+        help="the WriteText API key accepted by the token endpoint (WriteTextAI-Token header) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--finished-cancel-answer",
+        choices=("200", "400", "404", "409"),
+        default="200",
+        help="HTTP status useapi answers to a cancel of a job that already ended (default: %(default)s)",
     )
     parser.add_argument(
         "--fault",
         action="append",
         default=[],
         metavar="KIND:RATE|KIND:COUNT",
-        help="inject a fault, e.g. 429:0.1 (10%% of API requests) or 500:3 (next 3); repeatable",
+        help="inject a fault into API requests, e.g. 429:0.1 (10%% of them) or 500:3 (the next "
+        "3); repeatable; kinds below (default: none)",
     )
-    parser.add_argument("--fault-call", default=None, help="restrict --fault to one call kind")
-    parser.add_argument("--retry-after", type=float, default=None, help="Retry-After of 429s")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument(
+        "--fault-call",
+        default=None,
+        choices=("token", "cancel", "status", "submit", "list", "other", "any"),
+        help="restrict --fault to one kind of call (default: every call)",
+    )
+    parser.add_argument(
+        "--retry-after",
+        type=float,
+        default=None,
+        help="Retry-After seconds sent with injected 429s (default: no header)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed of rate-based faults (repeatable runs) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="log every request to stderr (default: off)"
+    )
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+from airflow_provider_cancel import connection_form
 from airflow_provider_cancel.exceptions import ConnectionConfigError
 from airflow_provider_cancel.hooks.base import JobApiHook
 from airflow_provider_cancel.hooks.transport import ApiRequest, Flow
@@ -72,6 +73,9 @@ class UseApiHook(JobApiHook):
     hook_name = "useapi.net"
     default_host = "https://api.useapi.net"
     secret_label = "API token"
+    # Airflow 2.11's connection form (Airflow 3 reads the provider info instead).
+    get_ui_field_behaviour = connection_form.get_ui_field_behaviour
+    get_connection_form_widgets = connection_form.get_connection_form_widgets
 
     def __init__(
         self, conn_id: str | None = None, *, api_version: str | None = None, **kwargs: Any

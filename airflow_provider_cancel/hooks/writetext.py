@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_cancel import connection_form
 from airflow_provider_cancel._compat import mask_secret
 from airflow_provider_cancel.exceptions import (
     AuthenticationError,
@@ -286,6 +287,9 @@ class WriteTextHook(JobApiHook):
     hook_name = "WriteText.ai"
     default_host = "https://api.writetext.ai"
     secret_label = "API key"
+    # Airflow 2.11's connection form (Airflow 3 reads the provider info instead).
+    get_ui_field_behaviour = connection_form.get_ui_field_behaviour
+    get_connection_form_widgets = connection_form.get_connection_form_widgets
 
     _token_key: str | None = None
     """The token cache's key for this hook's connection, once known."""

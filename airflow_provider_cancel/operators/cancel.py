@@ -7,7 +7,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cancel._compat import AirflowException, BaseOperator
-from airflow_provider_cancel.job_ids import normalize_job_ids
+from airflow_provider_cancel.job_ids import (
+    check_literal_job_ids,
+    duplicates_text,
+    job_ids_and_duplicates,
+)
+from airflow_provider_cancel.messages import describe_result, outcome_level
 from airflow_provider_cancel.status import CancelOutcome, CancelResult
 
 if TYPE_CHECKING:
@@ -35,6 +40,10 @@ class CancelJobOperator(BaseOperator):
         ``already_finished``, a job still running after a non-API answer is ``error``. With
         ``False`` such answers are reported as ``cancelling`` unread (one round trip per job).
     :param hook_params: passed to the hook, e.g. ``{"retry_limit": 5, "timeout": 10}``.
+
+    A ``job_id`` written literally in the DAG file that can only be a mistake (``None``,
+    ``""``, ``[]``...) raises here, so the DAG fails to import; templated ids are checked when
+    the task runs.
 
     Returns (XCom) ``{job_id: {"outcome", "status", "raw_status", "message"}}``.
 
@@ -67,6 +76,7 @@ class CancelJobOperator(BaseOperator):
                 f"Task {self.task_id!r}: max_concurrency must be a positive int, "
                 f"got {max_concurrency!r}"
             )
+        check_literal_job_ids(job_id, task=self.task_id)
         self.conn_id = conn_id
         self.job_id = job_id
         self.max_concurrency = max_concurrency
@@ -84,7 +94,9 @@ class CancelJobOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, dict[str, Any]]:
-        job_ids = normalize_job_ids(self.job_id, task=self.task_id)
+        job_ids, duplicates = job_ids_and_duplicates(self.job_id, task=self.task_id)
+        if duplicates:
+            self.log.info("%s", duplicates_text(duplicates))
         hook = self.hook
         self.log.info(
             "Cancelling %d job(s) on %s (connection %r), up to %d at a time",
@@ -98,14 +110,7 @@ class CancelJobOperator(BaseOperator):
         finally:
             hook.close()
         for result in results:
-            self.log.info(
-                "%s: %s (status %s, raw %r) %s",
-                result.job_id,
-                result.outcome.value,
-                result.status.value,
-                result.raw_status,
-                result.message,
-            )
+            self.log.log(outcome_level(result.outcome), "%s", describe_result(result))
         report = {result.job_id: result.to_report() for result in results}
         failed = [result for result in results if self._is_failure(result)]
         if failed:

@@ -17,7 +17,13 @@ from airflow_provider_cancel._compat import (
     is_trigger_timeout,
 )
 from airflow_provider_cancel.exceptions import JobNotFoundError, missing_job_message
-from airflow_provider_cancel.job_ids import normalize_job_ids
+from airflow_provider_cancel.job_ids import (
+    check_literal_job_ids,
+    duplicates_text,
+    job_ids_and_duplicates,
+    normalize_job_ids,
+)
+from airflow_provider_cancel.messages import describe_state
 from airflow_provider_cancel.status import JobState, JobStatus, assess, parse_statuses
 
 if TYPE_CHECKING:
@@ -42,6 +48,9 @@ class JobCancelledSensor(BaseSensorOperator):
     :param missing_job_status: read a job the API no longer knows (404) as this status,
         e.g. ``"cancelled"`` for WriteText, which drops finished requests.
     :param hook_params: passed to the hook, e.g. ``{"retry_limit": 5}``.
+
+    A ``job_id`` written literally that can only be a mistake (``None``, ``""``, ``[]``...)
+    raises here, so the DAG fails to import; templated ids are checked when the task runs.
 
     Example::
 
@@ -70,6 +79,7 @@ class JobCancelledSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_literal_job_ids(job_id, task=self.task_id)
         self.conn_id = conn_id
         self.job_id = job_id
         self.success_statuses = sorted(
@@ -105,7 +115,8 @@ class JobCancelledSensor(BaseSensorOperator):
     def _judge(self, states: dict[str, JobState]) -> bool:
         verdict = assess(states, parse_statuses(self.success_statuses))
         for job_id, state in states.items():
-            self.log.info("%s: %s (raw %r)", job_id, state.status.value, state.raw_status)
+            line = describe_state(job_id, state.status.value, state.raw_status, state.message)
+            self.log.info("%s", line)
         if verdict.failures:
             raise AirflowFailException(f"Task {self.task_id!r}: {verdict.message}")
         if not verdict.done:
@@ -113,6 +124,9 @@ class JobCancelledSensor(BaseSensorOperator):
         return verdict.done
 
     def execute(self, context: Context) -> Any:
+        duplicates = job_ids_and_duplicates(self.job_id, task=self.task_id)[1]
+        if duplicates:
+            self.log.info("%s", duplicates_text(duplicates))
         if not self.deferrable:
             return super().execute(context)
         try:
@@ -162,7 +176,10 @@ class JobCancelledSensor(BaseSensorOperator):
         """Resume after the trigger's one event."""
         status, message = event.get("status"), event.get("message", "")
         for job_id, job in (event.get("jobs") or {}).items():
-            self.log.info("%s: %s (raw %r)", job_id, job.get("status"), job.get("raw_status"))
+            line = describe_state(
+                job_id, str(job.get("status")), job.get("raw_status"), job.get("message") or ""
+            )
+            self.log.info("%s", line)
         if status == "success":
             self.log.info("Every job reached a success status")
             return

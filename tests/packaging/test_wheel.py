@@ -217,7 +217,7 @@ def test_connection_forms_have_their_fields(venv_env: dict[str, str], outside: P
         for widget in airflow_json(["providers", "widgets"], venv_env, outside)
         if widget.get("package_name") == "airflow-provider-cancel"
     }
-    assert {"extra__useapi__api_version", "extra__writetext__region"} <= widgets, widgets
+    assert {"extra__useapi__api_version"} <= widgets, widgets
 
     found = venv_python(
         """
@@ -241,7 +241,6 @@ def test_connection_forms_have_their_fields(venv_env: dict[str, str], outside: P
         assert {"schema", "port", "login"} <= set(behaviour["hidden_fields"]), behaviour
         assert behaviour["relabeling"]["password"] == secret, behaviour
     assert "extra__useapi__api_version" in found["widgets"]
-    assert "extra__writetext__region" in found["widgets"]
     assert found["testable"] == {"useapi": True, "writetext": True}, found["testable"]
 
 

@@ -24,6 +24,7 @@ from .conftest import CONNS, FAST, conn_env
 from .fault_matrix import USEAPI_TOKEN
 
 LONG_ID = "x" * 100_000
+RENDERED = "{{ ti.xcom_pull(task_ids='submit') }}"
 
 BAD_IDS: list[tuple[str, Any]] = [
     ("None", None),
@@ -94,8 +95,9 @@ def names_value(message: str, value: Any) -> bool:
 @pytest.mark.parametrize(("name", "value"), BAD_IDS, ids=[name for name, _ in BAD_IDS])
 def test_operator_refuses_bad_ids_before_any_request(name: str, value: Any, fresh_emu: Any) -> None:
     operator = CancelJobOperator(
-        task_id="cancel_bad", conn_id=CONNS["useapi_v2"], job_id=value, hook_params=FAST
+        task_id="cancel_bad", conn_id=CONNS["useapi_v2"], job_id=RENDERED, hook_params=FAST
     )
+    operator.job_id = value  # what rendering the template produced (literals fail at parse)
     with pytest.raises(InvalidJobIdError) as raised:
         operator.execute(context("cancel_bad"))
     message = str(raised.value)
@@ -113,12 +115,13 @@ def test_sensor_refuses_bad_ids_before_any_request(
     sensor = JobCancelledSensor(
         task_id="wait_bad",
         conn_id=CONNS["writetext"],
-        job_id=value,
+        job_id=RENDERED,
         hook_params=FAST,
         deferrable=deferrable,
         poke_interval=0.01,
         timeout=1,
     )
+    sensor.job_id = value  # what rendering the template produced (literals fail at parse)
     with pytest.raises(InvalidJobIdError) as raised:
         sensor.execute(context("wait_bad"))
     message = str(raised.value)

@@ -1,0 +1,158 @@
+"""The connection forms Airflow builds from this provider, on Airflow 3 and on Airflow 2.11.
+
+Airflow 3 reads ``get_provider_info()`` (``conn-fields``, ``ui-field-behaviour``); Airflow 2.11
+reads the hook classes' ``get_ui_field_behaviour`` / ``get_connection_form_widgets``. Both must
+show the same fields. What the Airflow 3 UI really shows and stores is checked in a browser by
+``make ui-test`` (tests/ui/run_ui.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from airflow_provider_cancel import get_provider_info
+from airflow_provider_cancel._compat import AIRFLOW_V_3_0_PLUS
+
+# What a user sees in either version's form, written out here (not derived from the code).
+EXTRA_FIELDS = {"useapi": {"api_version": ("API version", "v2", ["v2", "v3"])}, "writetext": {}}
+HIDDEN = {"schema", "port", "login"}
+LABELS = {"useapi": "API token", "writetext": "API key"}
+PLACEHOLDERS = {
+    "useapi": {"host": "https://api.useapi.net", "password": "user:1234-…"},
+    "writetext": {"host": "https://api.writetext.ai", "password": "your WriteText.ai API key"},
+}
+
+
+def _types() -> dict[str, dict]:
+    return {c["connection-type"]: c for c in get_provider_info()["connection-types"]}
+
+
+@pytest.mark.parametrize("conn_type", sorted(EXTRA_FIELDS))
+def test_no_form_field_can_store_null(conn_type):
+    """Airflow 3's form stores every conn-field, an untouched one as null (seen in a browser):
+    so every field has a default, no type admits null and no choice is null."""
+    fields = _types()[conn_type].get("conn-fields", {})
+    assert {name: spec["label"] for name, spec in fields.items()} == {
+        name: label for name, (label, _, _) in EXTRA_FIELDS[conn_type].items()
+    }
+    for name, spec in fields.items():
+        schema = spec["schema"]
+        _, default, choices = EXTRA_FIELDS[conn_type][name]
+        assert schema["default"] == default, name
+        assert "null" not in json.dumps(schema["type"]), name
+        assert schema.get("enum") == choices, name
+
+
+_AIRFLOW3_FORM = r"""
+import json, warnings
+import wtforms  # without it Airflow 3 never reaches a hook's form methods: nothing to prove
+from airflow.providers_manager import ProvidersManager
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")  # after Airflow's imports, which set their own filters
+    pm = ProvidersManager()
+    hooks = {t: pm.hooks[t] for t in ("useapi", "writetext")}
+    widgets = {k: v.field for k, v in pm.connection_form_widgets.items()
+               if k.startswith(("extra__useapi__", "extra__writetext__"))}
+    behaviours = {t: pm.field_behaviours.get(t) for t in ("useapi", "writetext")}
+print(json.dumps({
+    "testable": {t: h.connection_testable for t, h in hooks.items()},
+    "widgets": widgets,
+    "behaviours": behaviours,
+    "warnings": [f"{w.category.__name__}: {w.message}" for w in caught],
+}, default=str))
+"""
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="Airflow 3 builds its form from provider info")
+def test_airflow3_form_fields_without_deprecation_warnings():
+    """A fresh ProvidersManager (its own process) loads our form with no warning about it,
+    although the hooks also carry Airflow 2's form methods."""
+    done = subprocess.run(
+        [sys.executable, "-c", _AIRFLOW3_FORM], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    ours = [w for w in found["warnings"] if "UseApiHook" in w or "WriteTextHook" in w]
+    assert ours == []
+    assert found["testable"] == {"useapi": True, "writetext": True}
+    expected_widgets = {
+        f"extra__{t}__{name}" for t, fields in EXTRA_FIELDS.items() for name in fields
+    }
+    assert set(found["widgets"]) == expected_widgets
+    api_version = found["widgets"]["extra__useapi__api_version"]
+    assert api_version["value"] == "v2"
+    assert api_version["schema"]["enum"] == ["v2", "v3"]
+    assert api_version["schema"]["title"] == "API version"
+    for conn_type, behaviour in found["behaviours"].items():
+        assert set(behaviour["hidden_fields"]) == HIDDEN
+        assert behaviour["relabeling"]["password"] == LABELS[conn_type]
+        assert behaviour["placeholders"] == PLACEHOLDERS[conn_type]
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="Airflow 2 only (run by make test-airflow2)")
+def test_airflow2_connection_form_shows_the_same_fields():
+    """Airflow 2.11's own form class, built as its web server builds it."""
+    from airflow.providers_manager import ProvidersManager
+    from airflow.www.forms import create_connection_form_class
+    from flask import Flask
+    from flask_babel import Babel
+    from werkzeug.datastructures import MultiDict
+
+    manager = ProvidersManager()
+    for conn_type in EXTRA_FIELDS:
+        behaviour = manager.field_behaviours[conn_type]
+        assert set(behaviour["hidden_fields"]) == HIDDEN
+        assert behaviour["relabeling"] == {
+            "password": LABELS[conn_type],
+            "host": "Base URL (optional)",
+        }
+        for field, placeholder in PLACEHOLDERS[conn_type].items():
+            assert behaviour["placeholders"][field] == placeholder
+    form_class = create_connection_form_class()
+    ours = {name for name in dir(form_class) if name.startswith(("extra__useapi", "extra__wri"))}
+    assert ours == {"extra__useapi__api_version"}
+
+    app = Flask(__name__)
+    app.config.update(WTF_CSRF_ENABLED=False, SECRET_KEY="test")
+    Babel(app)
+    with app.test_request_context():
+        form = form_class(data={"conn_id": "u", "conn_type": "useapi"})
+        field = form["extra__useapi__api_version"]
+        assert field.label.text == "API version"
+        assert field.data == "v2"
+        assert "v3" in field.description
+
+        def errors(value: str) -> list[str]:
+            posted = {"conn_id": "u", "conn_type": "useapi", "extra__useapi__api_version": value}
+            form = form_class(formdata=MultiDict(posted))  # as the browser posts it
+            form.validate()
+            return list(form.errors.get("extra__useapi__api_version", []))
+
+        assert errors("v3") == []
+        assert errors("") == []
+        assert errors("v4") == ["one of v2, v3"]
+
+
+def _form_table(path: str) -> list[str]:
+    from pathlib import Path
+
+    lines = (Path(__file__).resolve().parents[1] / path).read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| Form field |"))
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
+    return lines[start:end]
+
+
+def test_readme_and_connections_doc_list_the_same_form_fields():
+    table = _form_table("README.md")
+    assert table == _form_table("docs/connections.md")
+    text = "\n".join(table)
+    for conn_type, placeholders in PLACEHOLDERS.items():
+        assert f"`{placeholders['host']}`" in text
+        assert f"`{placeholders['password']}`" in text
+        assert LABELS[conn_type] in text
+    assert "API version (extra) | a choice of `v2` (preselected) or `v3`" in text
+    assert len(table) == 2 + 3  # header, separator, one row per field a user sees
