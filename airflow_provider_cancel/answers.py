@@ -49,7 +49,9 @@ def settled_by_status(state: JobState, *, cancel_accepted: bool) -> CancelResult
         return CancelResult.from_state(state, CancelOutcome.CANCELLED, "cancelled")
     if state.status.is_terminal:
         return CancelResult.from_state(
-            state, CancelOutcome.ALREADY_FINISHED, f"job had already ended ({state.raw_status})"
+            state,
+            CancelOutcome.ALREADY_FINISHED,
+            f"job had already ended ({state.raw_status or state.status.value})",
         )
     return None
 

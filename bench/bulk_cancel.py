@@ -1,6 +1,9 @@
 """Bulk cancel: ``CancelJobOperator.execute()`` over N ids against an emulator with a fixed
 per-request latency, beside a sequential ``requests`` loop and the limit N x latency / concurrency.
 
+WriteText runs both ways: with ``confirm`` on (the default: its cancel answers 200 without a
+body, so each job is read once after it, two round trips per job, the limit doubles) and off.
+
 Run alone: ``python bench/bulk_cancel.py`` (prints a JSON result line for ``bench/run.py``).
 """
 
@@ -15,6 +18,8 @@ from _harness import USEAPI_TOKEN, WRITETEXT_KEY, Clock, EmulatorProcess, emit, 
 
 APIS = {"useapi": ("useapi_v2", "bench_useapi"), "writetext": ("writetext", "bench_writetext")}
 FINAL = {"cancelled", "cancelling"}
+CONFIRM = {"useapi": (True,), "writetext": (True, False)}
+"""useapi's cancel answers with the job's status: there is nothing to confirm."""
 
 
 def sequential_loop(emu: EmulatorProcess, api: str, job_ids: list[str]) -> float:
@@ -99,18 +104,22 @@ def main() -> None:
             emu.reset()
             sequential = sequential_loop(emu, api, emu.create_jobs(emulator_api, args.sequential_n))
             per_call = sequential / args.sequential_n
-            for n in sizes:
+            for n, confirm in [(n, c) for n in sizes for c in CONFIRM[api]]:
                 runs = []
                 for _ in range(args.repeats):
                     emu.reset()
                     jobs = emu.create_jobs(emulator_api, n)
-                    runs.append(operator_run(emu, api, jobs, args.concurrency))
+                    params = {"confirm": confirm}
+                    runs.append(operator_run(emu, api, jobs, args.concurrency, params))
                 run = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]  # the median run
-                limit = n * args.latency / args.concurrency
+                round_trips = 2 if api == "writetext" and confirm else 1
+                limit = round_trips * n * args.latency / args.concurrency
                 rows.append(
                     {
                         "api": api,
                         "n": n,
+                        "confirm": confirm,
+                        "round_trips": round_trips,
                         **run,
                         "sequential_seconds": per_call * n,
                         "sequential_measured": n == args.sequential_n,
