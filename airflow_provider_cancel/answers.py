@@ -3,12 +3,26 @@ used by every API module. No I/O."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from airflow_provider_cancel.status import CancelOutcome, CancelResult, JobState, JobStatus
 
 if TYPE_CHECKING:
     from airflow_provider_cancel.hooks.transport import ApiResponse
+
+
+@dataclass(frozen=True)
+class CancelCodes:
+    """What the status code of a cancel's answer means, for one API (2xx aside: see
+    ``JobApiHook.cancel_answered_2xx_flow``); any other code is an error."""
+
+    cancelled: frozenset[int] = frozenset()
+    """The job is cancelled now (useapi v3's documented 204)."""
+    missing: frozenset[int] = frozenset()
+    """The API does not know the job: ``not_found``, no read (WriteText forgets requests)."""
+    unclear_refusals: frozenset[int] = frozenset({400, 409, 422})
+    """A refusal that may mean "it had ended already": the job is read to find out."""
 
 
 def server_message(response: ApiResponse) -> str:

@@ -11,7 +11,6 @@ tenacity policy), so the sync and async paths cannot drift apart.
 from __future__ import annotations
 
 import abc
-import itertools
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -19,22 +18,20 @@ from urllib.parse import quote, urlencode
 
 from airflow_provider_cancel._compat import BaseHook
 from airflow_provider_cancel.answers import (
+    CancelCodes,
     decide_after_read,
     says_yes,
     server_message,
     settled_by_status,
 )
 from airflow_provider_cancel.exceptions import (
-    AuthenticationError,
     CancelApiError,
     ConnectionConfigError,
     InvalidResponseError,
     JobNotFoundError,
-    ModerationPendingError,
-    PaymentRequiredError,
-    RateLimitedError,
-    ServerError,
 )
+from airflow_provider_cancel.hooks.bulk import for_each
+from airflow_provider_cancel.hooks.errors import error_kind
 from airflow_provider_cancel.hooks.scrub import scrub
 from airflow_provider_cancel.hooks.settings import HookSettings, clean_secret
 from airflow_provider_cancel.hooks.transport import (
@@ -54,13 +51,18 @@ if TYPE_CHECKING:
     import requests
 
 T = TypeVar("T")
+Params = Mapping[str, Any] | None
+"""Query parameters of :meth:`JobApiHook.request`."""
 
 
 class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
     """Base of the per-API hooks: wraps an Airflow connection whose password is the secret.
 
-    Subclasses say which requests cancel and read a job (``cancel_flow``, ``status_flow``),
-    how to authenticate (``auth``), and how to check a connection (``test_flow``).
+    API modules say, as data and small builders, which requests cancel and read a job
+    (``cancel_request``, ``status_request``), what a cancel's status codes mean
+    (``cancel_codes``), how a job body reads (``state_from_body``), how to authenticate
+    (``auth``) and how to check a connection (``test_flow``); the flows that use them
+    (``cancel_flow``, ``status_flow``) are shared.
 
     :param conn_id: the Airflow connection.
     :param retry_limit: retries after connection errors, timeouts, 429 and 5xx (default 3).
@@ -177,13 +179,16 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         return host
 
     # ------------------------------------------------------------------ what subclasses say
-    @abc.abstractmethod
-    def cancel_flow(self, job_id: str) -> Flow[CancelResult]:
-        """Requests that cancel ``job_id`` and what their answers mean."""
+    cancel_codes: ClassVar[CancelCodes] = CancelCodes()
+    """What a cancel's status codes mean for this API."""
 
     @abc.abstractmethod
-    def status_flow(self, job_id: str) -> Flow[JobState]:
-        """Requests that read ``job_id``; raises :class:`JobNotFoundError` on 404."""
+    def cancel_request(self, job_id: str) -> ApiRequest:
+        """The request that cancels ``job_id``."""
+
+    @abc.abstractmethod
+    def status_request(self, job_id: str) -> ApiRequest:
+        """The request that reads ``job_id``."""
 
     @abc.abstractmethod
     def state_from_body(self, job_id: str, body: Any) -> JobState:
@@ -251,8 +256,6 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
     ) -> list[T]:
         """``call`` on every id, ``max_concurrency`` at a time over the one pooled session,
         with progress in the log for long lists; results in the order of ``job_ids``."""
-        from concurrent.futures import ThreadPoolExecutor
-
         ids = [self._one_id(job_id) for job_id in job_ids]
         workers = max(1, min(max_concurrency, len(ids)))
         if "transport" not in self.__dict__ and (self._arguments["pool_size"] or 0) < workers:
@@ -260,22 +263,8 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
             self.__dict__.pop("settings", None)  # resolved again with the larger pool
         self.check_connection()  # a broken connection fails here, once, before any request
         self.transport.prepare_sync()  # built here, not raced for by the worker threads
-        step = max(1, len(ids) // 10)
-        answered = itertools.count(1)
-
-        def one(job_id: str) -> T:
-            result = call(job_id)
-            done = next(answered)
-            if len(ids) > 20 and done % step == 0:
-                self.log.info(
-                    "%s: %d of %d %s calls answered", self.hook_name, done, len(ids), what
-                )
-            return result
-
-        if workers == 1:
-            return [one(job_id) for job_id in ids]
-        with ThreadPoolExecutor(workers, thread_name_prefix=what) as pool:
-            return list(pool.map(one, ids))
+        label = f"{self.hook_name} {what}"
+        return for_each(call, ids, workers, log=self.log, label=label)
 
     def get_job(self, job_id: str) -> JobState:
         """Read one job's status; raises :class:`JobNotFoundError` when the API does not know it."""
@@ -320,14 +309,7 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
     async def aget_job(self, job_id: str) -> JobState:
         return await self.arun_flow(self.status_flow(self._one_id(job_id)))
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> Any:
+    def request(self, method: str, path: str, *, json: Any = None, params: Params = None) -> Any:
         """Call any other endpoint of the API with auth handled, e.g. to submit a job.
 
         Returns the parsed JSON body (``None`` when empty); raises :class:`CancelApiError` on
@@ -336,13 +318,9 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         return self.run_flow(self._request_flow(method, path, json, params))
 
     async def arequest(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
+        self, method: str, path: str, *, json: Any = None, params: Params = None
     ) -> Any:
+        """Async twin of :meth:`request`."""
         return await self.arun_flow(self._request_flow(method, path, json, params))
 
     def test_connection(self) -> tuple[bool, str]:
@@ -356,6 +334,31 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         return self.session
 
     # ------------------------------------------------------------------ flows
+    def cancel_flow(self, job_id: str) -> Flow[CancelResult]:
+        """Cancel ``job_id``, and what the answer (and, where it is unclear, a read) means."""
+        response = yield self.cancel_request(job_id)
+        code, codes = response.status_code, self.cancel_codes
+        if code in codes.cancelled:
+            return CancelResult(
+                job_id, CancelOutcome.CANCELLED, JobStatus.CANCELLED, None, "cancelled"
+            )
+        if 200 <= code < 300:
+            return (yield from self.cancel_answered_2xx_flow(job_id, response))
+        if code in codes.missing:
+            message = self.server_said(response) or "not found"
+            return CancelResult(job_id, CancelOutcome.NOT_FOUND, message=message)
+        if code in codes.unclear_refusals:
+            return (yield from self.read_after_cancel_flow(job_id, response, accepted=False))
+        raise self.error_for(response, call="cancel", job_id=job_id)
+
+    def status_flow(self, job_id: str) -> Flow[JobState]:
+        """Read ``job_id``; raises :class:`JobNotFoundError` when the API does not know it."""
+        response = yield self.status_request(job_id)
+        if response.status_code != 200:
+            raise self.error_for(response, call="status", job_id=job_id)
+        body = self.parse_job_body(response, call="status", job_id=job_id)
+        return self.state_from_body(job_id, body)
+
     def read_after_cancel_flow(
         self, job_id: str, response: ApiResponse, *, accepted: bool
     ) -> Flow[CancelResult]:
@@ -407,9 +410,7 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
     def _one_id(self, job_id: str) -> str:
         return validate_job_id(job_id, task=type(self).__name__)
 
-    def _request_flow(
-        self, method: str, path: str, body: Any, params: Mapping[str, Any] | None
-    ) -> Flow[Any]:
+    def _request_flow(self, method: str, path: str, body: Any, params: Params) -> Flow[Any]:
         if not path.startswith("/"):
             path = f"/{path}"
         if params:
@@ -447,30 +448,13 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
     def error_for(
         self, response: ApiResponse, *, call: str, job_id: str | None = None
     ) -> CancelApiError:
-        """The typed error for an error answer. API modules may refine it."""
-        code = response.status_code
-        kind: type[CancelApiError] = CancelApiError
-        what = "failed"
-        if code in (401, 403):
-            kind, what = (
-                AuthenticationError,
-                f"was refused: check the connection's {self.secret_label}",
-            )
-        elif code == 402:
-            kind, what = PaymentRequiredError, "was refused: no active subscription"
-        elif code in (404, 410):
-            kind, what = JobNotFoundError, "found no such job"
-        elif code == 429:
-            retries = plural(self.settings.retry_limit, "retry", "retries")
-            kind, what = RateLimitedError, f"was rate limited after {retries}"
-        elif code == 596:
-            kind, what = ModerationPendingError, "is blocked by a pending moderation message"
-        elif code >= 500:
-            retries = plural(self.settings.retry_limit, "retry", "retries")
-            kind, what = ServerError, f"failed with a server error after {retries}"
+        """The typed error for an error answer (see :mod:`~.errors`)."""
+        kind, what = error_kind(response.status_code)
+        retries = plural(self.settings.retry_limit, "retry", "retries")
+        what = what.format(secret=self.secret_label, retries=retries)
         return kind(
             f"{self.hook_name} {call} {what}",
-            status_code=code,
+            status_code=response.status_code,
             job_id=job_id,
             server_message=self.server_said(response),
         )

@@ -6,13 +6,12 @@ from functools import cached_property
 from typing import Any
 
 from airflow_provider_cancel import connection_form
+from airflow_provider_cancel.answers import CancelCodes
 from airflow_provider_cancel.exceptions import ConnectionConfigError
 from airflow_provider_cancel.hooks.base import JobApiHook
 from airflow_provider_cancel.hooks.transport import ApiRequest, Flow
 from airflow_provider_cancel.job_ids import encode_path_segment, encode_query_value
 from airflow_provider_cancel.status import (
-    CancelOutcome,
-    CancelResult,
     JobState,
     JobStatus,
     map_raw_status,
@@ -33,9 +32,11 @@ V3_CANCELLED_ERROR = "job cancelled by user"
 
 API_VERSIONS = ("v2", "v3")
 
-# Answers that may mean "this job cannot be cancelled because it already ended" (undocumented,
-# SPEC §5): read the job to find out what really happened.
-AMBIGUOUS_REFUSALS = frozenset({400, 404, 409, 422})
+CANCEL_CODES = CancelCodes(
+    cancelled=frozenset({204}),  # v3's documented answer
+    # What a cancel of a job that already ended answers is undocumented: read the job.
+    unclear_refusals=frozenset({400, 404, 409, 422}),
+)
 
 
 def job_state(job_id: str, body: Any, api_version: str) -> JobState:
@@ -73,6 +74,7 @@ class UseApiHook(JobApiHook):
     hook_name = "useapi.net"
     default_host = "https://api.useapi.net"
     secret_label = "API token"
+    cancel_codes = CANCEL_CODES
     # Airflow 2.11's connection form (Airflow 3 reads the provider info instead).
     get_ui_field_behaviour = connection_form.get_ui_field_behaviour
     get_connection_form_widgets = connection_form.get_connection_form_widgets
@@ -119,27 +121,6 @@ class UseApiHook(JobApiHook):
             return ApiRequest("DELETE", path, call="cancel", job_id=job_id)
         path = f"/v2/jobs/cancel/?jobid={encode_query_value(job_id)}"
         return ApiRequest("GET", path, call="cancel", job_id=job_id)
-
-    def status_flow(self, job_id: str) -> Flow[JobState]:
-        response = yield self.status_request(job_id)
-        if response.status_code != 200:
-            raise self.error_for(response, call="status", job_id=job_id)
-        body = self.parse_job_body(response, call="status", job_id=job_id)
-        return job_state(job_id, body, self.api_version)
-
-    def cancel_flow(self, job_id: str) -> Flow[CancelResult]:
-        response = yield self.cancel_request(job_id)
-        code = response.status_code
-        if code == 204:  # v3's documented success: the job is cancelled
-            return CancelResult(
-                job_id, CancelOutcome.CANCELLED, JobStatus.CANCELLED, None, "cancelled"
-            )
-        if 200 <= code < 300:
-            return (yield from self.cancel_answered_2xx_flow(job_id, response))
-        if code not in AMBIGUOUS_REFUSALS:
-            raise self.error_for(response, call="cancel", job_id=job_id)
-        # A refusal that may mean "it had ended already": read the job to find out.
-        return (yield from self.read_after_cancel_flow(job_id, response, accepted=False))
 
     def state_from_body(self, job_id: str, body: Any) -> JobState:
         return job_state(job_id, body, self.api_version)

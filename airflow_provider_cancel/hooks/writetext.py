@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_cancel import connection_form
 from airflow_provider_cancel._compat import mask_secret
+from airflow_provider_cancel.answers import CancelCodes
 from airflow_provider_cancel.exceptions import (
     AuthenticationError,
     CancelApiError,
@@ -29,8 +30,6 @@ from airflow_provider_cancel.hooks.transport import ApiRequest, Flow
 from airflow_provider_cancel.job_ids import encode_path_segment
 from airflow_provider_cancel.messages import shorten
 from airflow_provider_cancel.status import (
-    CancelOutcome,
-    CancelResult,
     JobState,
     JobStatus,
     map_raw_status,
@@ -45,6 +44,12 @@ STATUSES = {
     "timedout": JobStatus.FAILED,
     "failed": JobStatus.FAILED,
 }
+
+CANCEL_CODES = CancelCodes(
+    # WriteText forgets finished requests: "not found" may also mean "long done".
+    missing=frozenset({404}),
+    unclear_refusals=frozenset({400, 409, 422}),
+)
 
 TOKEN_PATH = "/web/apitoken/accesstoken"
 TOKEN_FIELDS = ("access_token", "accessToken", "token")
@@ -287,6 +292,7 @@ class WriteTextHook(JobApiHook):
     hook_name = "WriteText.ai"
     default_host = "https://api.writetext.ai"
     secret_label = "API key"
+    cancel_codes = CANCEL_CODES
     # Airflow 2.11's connection form (Airflow 3 reads the provider info instead).
     get_ui_field_behaviour = connection_form.get_ui_field_behaviour
     get_connection_form_widgets = connection_form.get_connection_form_widgets
@@ -408,29 +414,13 @@ class WriteTextHook(JobApiHook):
     def state_from_body(self, job_id: str, body: Any) -> JobState:
         return job_state(job_id, body)
 
-    def status_flow(self, job_id: str) -> Flow[JobState]:
+    def status_request(self, job_id: str) -> ApiRequest:
         path = f"/text/Generate/Bulk/{encode_path_segment(job_id)}"
-        response = yield ApiRequest("GET", path, call="status", job_id=job_id)
-        if response.status_code != 200:
-            raise self.error_for(response, call="status", job_id=job_id)
-        body = self.parse_job_body(response, call="status", job_id=job_id)
-        return self.state_from_body(job_id, body)
+        return ApiRequest("GET", path, call="status", job_id=job_id)
 
-    def cancel_flow(self, job_id: str) -> Flow[CancelResult]:
+    def cancel_request(self, job_id: str) -> ApiRequest:
         path = f"/text/Generate/Bulk/{encode_path_segment(job_id)}/cancel"
-        response = yield ApiRequest("POST", path, call="cancel", job_id=job_id)
-        code = response.status_code
-        if 200 <= code < 300:  # documented: 200 and the request moves to Cancelling
-            return (yield from self.cancel_answered_2xx_flow(job_id, response))
-        if code == 404:
-            # WriteText forgets finished requests, so "not found" may also mean "long done".
-            return CancelResult(
-                job_id, CancelOutcome.NOT_FOUND, message=self.server_said(response) or "not found"
-            )
-        if code not in (400, 409, 422):
-            raise self.error_for(response, call="cancel", job_id=job_id)
-        # A refusal that may mean "it had ended already": read the job to find out.
-        return (yield from self.read_after_cancel_flow(job_id, response, accepted=False))
+        return ApiRequest("POST", path, call="cancel", job_id=job_id)
 
     def test_flow(self) -> Flow[str]:
         response = yield ApiRequest("GET", "/text/Credit", call="credit")

@@ -86,6 +86,8 @@ CALLS = ("token", "cancel", "status")
 MODES = ("sync", "async")
 RUNNING_RAW = {"useapi_v2": "started", "useapi_v3": "started", "writetext": "Running"}
 CANCEL_SUCCESS = {"useapi_v2": "cancelled", "useapi_v3": "cancelled", "writetext": "cancelling"}
+ALSO_RIGHT = {"cancelling": ("cancelled",)}
+"""A WriteText cancel is confirmed by a read; a slow machine may read it already cancelled."""
 ERROR_NAMES = {
     429: RateLimitedError,
     500: ServerError,
@@ -606,7 +608,7 @@ def _run_cell(emulator: Any, cell: Cell, conn: Any, hostile: HostileServer | Non
         problems.append(f"expected {expected.result}, got an error")
     else:
         result = value.outcome.value if method == "cancel_job" else value.status.value
-        if result != expected.result:
+        if result != expected.result and result not in ALSO_RIGHT.get(expected.result or "", ()):
             problems.append(f"expected {expected.result}, got {result}")
     told = str(error) if error is not None else str(getattr(value, "message", ""))
     if leaks(told, secrets_of(emulator)):

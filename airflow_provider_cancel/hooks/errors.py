@@ -1,0 +1,38 @@
+"""Which typed error an error answer becomes: the refusal codes every API shares, as data.
+API modules add their own meanings (a 404 from WriteText's token endpoint is a connection
+error, never a missing job) before falling back on this table."""
+
+from __future__ import annotations
+
+from airflow_provider_cancel.exceptions import (
+    AuthenticationError,
+    CancelApiError,
+    JobNotFoundError,
+    ModerationPendingError,
+    PaymentRequiredError,
+    RateLimitedError,
+    ServerError,
+)
+
+REFUSED = (AuthenticationError, "was refused: check the connection's {secret}")
+GONE = (JobNotFoundError, "found no such job")
+
+BY_CODE: dict[int, tuple[type[CancelApiError], str]] = {
+    401: REFUSED,
+    403: REFUSED,
+    402: (PaymentRequiredError, "was refused: no active subscription"),
+    404: GONE,
+    410: GONE,
+    429: (RateLimitedError, "was rate limited after {retries}"),
+    596: (ModerationPendingError, "is blocked by a pending moderation message"),
+}
+"""Status code -> (error, what the call did); ``{secret}`` and ``{retries}`` are filled in."""
+SERVER_ERROR = (ServerError, "failed with a server error after {retries}")
+ANY_OTHER = (CancelApiError, "failed")
+
+
+def error_kind(status_code: int) -> tuple[type[CancelApiError], str]:
+    """The error class and the wording for an error answer's status code."""
+    if status_code in BY_CODE:
+        return BY_CODE[status_code]
+    return SERVER_ERROR if status_code >= 500 else ANY_OTHER
