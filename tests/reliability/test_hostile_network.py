@@ -356,6 +356,30 @@ def test_job_calls_refused_after_a_refresh_do_not_refresh_per_job(
     assert fresh_emu.counters["token_requests"] == 2  # the first token and one refresh
 
 
+def test_async_reads_refused_after_a_refresh_do_not_refresh_per_job(
+    fresh_emu: Any, set_connection: Any
+) -> None:
+    conn_id = connect(set_connection, "writetext", fresh_emu.url, WRITETEXT_KEY)
+    ids = [fresh_emu.submit_writetext() for _ in range(50)]
+    fresh_emu.inject("expired_token", count=10_000, call="status", api="writetext")
+    hook = hook_for("writetext", conn_id)
+
+    async def read_one_by_one() -> list[BaseException]:
+        refused = []
+        try:
+            for job_id in ids:  # one after another: each job meets the refused token anew
+                try:
+                    await hook.aget_job(job_id)
+                except AuthenticationError as error:
+                    refused.append(error)
+        finally:
+            await hook.aclose()
+        return refused
+
+    assert len(asyncio.run(read_one_by_one())) == len(ids)
+    assert fresh_emu.counters["token_requests"] == 2  # the first token and one refresh
+
+
 # ---------------------------------------------------------------------- 10. pool wait
 
 
