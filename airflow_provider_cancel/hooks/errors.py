@@ -16,13 +16,18 @@ from airflow_provider_cancel.exceptions import (
 
 REFUSED = (AuthenticationError, "was refused: check the connection's {secret}")
 GONE = (JobNotFoundError, "found no such job")
+"""404 and 410 are not retried (see ``Transport``): asking again cannot bring a job back."""
 
 BY_CODE: dict[int, tuple[type[CancelApiError], str]] = {
     401: REFUSED,
-    403: REFUSED,
+    403: (
+        AuthenticationError,
+        "was refused (403 Forbidden): the job belongs to another account, or the connection's "
+        "{secret} may not act on it",
+    ),
     402: (PaymentRequiredError, "was refused: no active subscription"),
     404: GONE,
-    410: GONE,
+    410: (JobNotFoundError, "found the job expired (410 Gone: the API keeps jobs for a while)"),
     429: (RateLimitedError, "was rate limited after {retries}"),
     596: (ModerationPendingError, "is blocked by a pending moderation message"),
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import email.utils
 import json
 import logging
@@ -88,22 +89,63 @@ class _Retryable(Exception):
 
 
 def _retry_after_seconds(response: ApiResponse | None) -> float | None:
-    """``Retry-After`` as seconds (delta or HTTP date), if the response carries a usable one;
-    a negative, NaN or unparsable value is ignored (the backoff applies)."""
-    value = response.headers.get("retry-after") if response else None
-    if not value:
+    """When the server says to retry, in seconds from now: the ``Retry-After`` header (a delay
+    or an HTTP date), else ``retryAfter`` (seconds) or ``retryAt`` (a time) in a JSON error body,
+    as useapi.net sends them. A negative, NaN or unparsable value is ignored (the backoff
+    applies)."""
+    if response is None:
+        return None
+    header = response.headers.get("retry-after")
+    if header:
+        return _delay(header) if _number(header) is not None else _until(header, http_date=True)
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    if body.get("retryAfter") is not None:
+        return _delay(body["retryAfter"])
+    if body.get("retryAt") is not None:
+        return _until(body["retryAt"], http_date=False)
+    return None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
         return None
     try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return number if math.isfinite(number) else None
+
+
+def _delay(value: object) -> float | None:
+    seconds = _number(value)
+    return seconds if seconds is not None and seconds >= 0 else None
+
+
+def _until(value: object, *, http_date: bool) -> float | None:
+    """Seconds until a point in time: epoch seconds or milliseconds, ISO-8601, or an HTTP date."""
+    number = _number(value)
+    if number is not None:
+        when = number / 1000 if number > 1e11 else number
+    elif isinstance(value, str):
+        try:
+            parsed = (
+                email.utils.parsedate_to_datetime(value)
+                if http_date
+                else datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            )
+        except (TypeError, ValueError):
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        when = parsed.timestamp()
+    else:
+        return None
+    return max(0.0, when - time.time())
 
 
 class Transport:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import logging
 import threading
 import time
@@ -29,6 +30,8 @@ from airflow_provider_cancel.exceptions import (
     AuthenticationError,
     ConnectionConfigError,
     InvalidResponseError,
+    JobNotFoundError,
+    ModerationPendingError,
 )
 from airflow_provider_cancel.hooks.transport import ApiResponse, _retry_after_seconds
 from airflow_provider_cancel.hooks.useapi import UseApiHook
@@ -505,3 +508,75 @@ def _log_capture() -> Iterator[io.StringIO]:
     finally:
         root.removeHandler(handler)
         root.setLevel(old)
+
+
+# ---------------------------------------------------------------------- codes from the catalog
+
+
+@pytest.mark.parametrize(
+    ("body", "low", "high"),
+    [
+        ({"retryAfter": 7}, 7, 7),
+        ({"retryAfter": "2.5"}, 2.5, 2.5),
+        ({"retryAt": "NOW+30"}, 28, 30),
+        ({"retryAt": "NOW_MS+30"}, 28, 30),
+        ({"retryAt": "2000-01-01T00:00:00Z"}, 0, 0),
+        ({"retryAfter": -1}, None, None),
+        ({"retryAt": "tomorrow-ish"}, None, None),
+        ({"error": "busy"}, None, None),
+    ],
+)
+def test_a_429_body_may_say_when_to_retry(body: dict[str, Any], low: Any, high: Any) -> None:
+    # epoch seconds and milliseconds 30 s from now, made when the test runs
+    relative = {"NOW+30": time.time() + 30, "NOW_MS+30": (time.time() + 30) * 1000}
+    body = {key: relative.get(value, value) for key, value in body.items()}
+    seconds = _retry_after_seconds(ApiResponse(429, {}, json.dumps(body)))
+    if low is None:
+        assert seconds is None
+    else:
+        assert seconds is not None
+        assert low <= seconds <= high
+
+
+@pytest.mark.parametrize("field", ["retryAfter", "retryAt"])
+def test_a_429_body_with_retry_after_is_honoured(
+    set_connection: Any, run_hook: Any, field: str
+) -> None:
+    wait = 0.6
+    lock = threading.Lock()
+    served: list[str] = []
+
+    def route(request: Request) -> Any:
+        with lock:
+            served.append(request.path)
+            if len(served) == 1:
+                when = wait if field == "retryAfter" else time.time() + wait
+                return reply_json(429, {"error": "account busy", field: when})
+            return reply_json(200, {"status": "started"})
+
+    with hostile(route) as server:
+        conn_id = connect(set_connection, "useapi_v2", server.url, USEAPI_TOKEN)
+        started = time.monotonic()
+        state = run_hook(hook_for("useapi_v2", conn_id, retry_delay=0.01), "get_job", "job-1")
+        assert time.monotonic() - started >= wait - 0.05
+    assert state.raw_status == "started"
+    assert len(served) == 2
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "says"),
+    [
+        (403, AuthenticationError, "belongs to another account"),
+        (410, JobNotFoundError, "expired"),
+        (596, ModerationPendingError, "moderation"),
+    ],
+)
+def test_403_410_and_596_are_not_retried_and_read_clearly(
+    set_connection: Any, run_hook: Any, code: int, kind: type, says: str
+) -> None:
+    with hostile(lambda request: reply_json(code, {"error": "no", "code": code})) as server:
+        conn_id = connect(set_connection, "useapi_v2", server.url, USEAPI_TOKEN)
+        with pytest.raises(kind, match=says) as caught:
+            run_hook(hook_for("useapi_v2", conn_id, retry_limit=3), "get_job", "job-1")
+        assert f"HTTP {code}" in str(caught.value)
+        assert server.seen() == 1
