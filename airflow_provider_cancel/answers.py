@@ -23,6 +23,9 @@ class CancelCodes:
     """The API does not know the job: ``not_found``, no read (WriteText forgets requests)."""
     unclear_refusals: frozenset[int] = frozenset({400, 409, 422})
     """A refusal that may mean "it had ended already": the job is read to find out."""
+    untracked: frozenset[int] = frozenset()
+    """The API stopped tracking the job, and says the work itself may go on (useapi.net's
+    "scheduler" services): outcome ``untracked``, never ``cancelled``."""
 
 
 def server_message(response: ApiResponse) -> str:

@@ -80,6 +80,6 @@ def outcome_level(outcome: CancelOutcome) -> int:
     warning, anything that ended the job is information."""
     if outcome is CancelOutcome.ERROR:
         return logging.ERROR
-    if outcome is CancelOutcome.NOT_FOUND:
+    if outcome in (CancelOutcome.NOT_FOUND, CancelOutcome.UNTRACKED):
         return logging.WARNING
     return logging.INFO

@@ -42,6 +42,9 @@ class CancelOutcome(str, enum.Enum):
     """The API does not know the job (404): a wrong id, or a finished job it forgot."""
     ERROR = "error"
     """The cancel could not be done; the message says why."""
+    UNTRACKED = "untracked"
+    """The API stopped tracking the job but says the work may go on upstream (and bill):
+    not a failure of the task, never ``cancelled``."""
 
     def __str__(self) -> str:
         return self.value

@@ -121,6 +121,7 @@ def test_cancel_outcome_values():
         "already_finished",
         "not_found",
         "error",
+        "untracked",
     }
     assert str(CancelOutcome.NOT_FOUND) == "not_found"
 

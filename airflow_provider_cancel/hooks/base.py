@@ -182,6 +182,10 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
     cancel_codes: ClassVar[CancelCodes] = CancelCodes()
     """What a cancel's status codes mean for this API."""
 
+    def answer_codes(self, job_id: str) -> CancelCodes:
+        """What the codes of ``job_id``'s cancel answer mean (``cancel_codes`` by default)."""
+        return self.cancel_codes
+
     @abc.abstractmethod
     def cancel_request(self, job_id: str) -> ApiRequest:
         """The request that cancels ``job_id``."""
@@ -337,7 +341,14 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
     def cancel_flow(self, job_id: str) -> Flow[CancelResult]:
         """Cancel ``job_id``, and what the answer (and, where it is unclear, a read) means."""
         response = yield self.cancel_request(job_id)
-        code, codes = response.status_code, self.cancel_codes
+        code, codes = response.status_code, self.answer_codes(job_id)
+        if code in codes.untracked:
+            return CancelResult(
+                job_id,
+                CancelOutcome.UNTRACKED,
+                message="the API stopped tracking the job; the provider may still run (and "
+                "bill) it",
+            )
         if code in codes.cancelled:
             return CancelResult(
                 job_id, CancelOutcome.CANCELLED, JobStatus.CANCELLED, None, "cancelled"

@@ -10,6 +10,15 @@ from airflow_provider_cancel.answers import CancelCodes
 from airflow_provider_cancel.exceptions import ConnectionConfigError
 from airflow_provider_cancel.hooks.base import JobApiHook
 from airflow_provider_cancel.hooks.transport import ApiRequest, Flow
+from airflow_provider_cancel.hooks.useapi_services import (
+    DEFAULT_SERVICE,
+    JOBS_CODES,
+    MIDJOURNEY,
+    MIDJOURNEY_V3,
+    UseApiService,
+    find_service,
+    service_names,
+)
 from airflow_provider_cancel.job_ids import encode_path_segment, encode_query_value
 from airflow_provider_cancel.status import (
     JobState,
@@ -17,56 +26,60 @@ from airflow_provider_cancel.status import (
     map_raw_status,
 )
 
-V2_STATUSES = {
-    "created": JobStatus.QUEUED,
-    "started": JobStatus.RUNNING,
-    "progress": JobStatus.RUNNING,
-    "cancelled": JobStatus.CANCELLED,
-    "completed": JobStatus.COMPLETED,
-    "failed": JobStatus.FAILED,
-    "moderated": JobStatus.FAILED,
-}
-V3_STATUSES = {raw: status for raw, status in V2_STATUSES.items() if raw != "cancelled"}
+V2_STATUSES = MIDJOURNEY
+V3_STATUSES = MIDJOURNEY_V3
 V3_CANCELLED_ERROR = "job cancelled by user"
 """v3 has no cancelled status: a cancelled job reads ``failed`` with this error."""
 
-API_VERSIONS = ("v2", "v3")
-
-CANCEL_CODES = CancelCodes(
-    cancelled=frozenset({204}),  # v3's documented answer
-    # What a cancel of a job that already ended answers is undocumented: read the job.
-    unclear_refusals=frozenset({400, 404, 409, 422}),
-)
+API_VERSIONS = ("v1", "v2", "v3")
 
 
-def job_state(job_id: str, body: Any, api_version: str) -> JobState:
-    """Normalise a useapi job body (SPEC §3)."""
+def job_state(job_id: str, body: Any, service: UseApiService | str) -> JobState:
+    """Normalise a useapi job body (``docs/statuses.md``); ``service`` is a description, or a
+    Midjourney API version (``"v2"``, ``"v3"``)."""
+    spec = service if isinstance(service, UseApiService) else find_service("midjourney", service)
     body_dict = body if isinstance(body, dict) else {}
-    raw = body_dict.get("status")
+    raw = body_dict.get(spec.status_field)
     raw_status = raw if isinstance(raw, str) else None
+    numbered = any(key.isdigit() for key in spec.statuses)  # MiniMax numbers its statuses
+    if numbered and isinstance(raw, int) and not isinstance(raw, bool):
+        raw_status = str(raw)
+    status = map_raw_status(raw_status, dict(spec.statuses))
     error = body_dict.get("error")
-    if api_version == "v3":
-        status = map_raw_status(raw, V3_STATUSES)
-        cancelled = isinstance(error, str) and error.strip().lower() == V3_CANCELLED_ERROR
-        if raw_status is not None and raw_status.strip().lower() == "failed" and cancelled:
+    said = _error_text(error)
+    failed = (raw_status or "").strip().lower() == "failed"  # "moderated" is never a cancel
+    if failed and spec.cancelled_marker is not None:
+        marks = {said.strip().lower()}
+        if isinstance(error, dict):
+            marks.add(str(error.get("code", "")).strip().lower())
+        if spec.cancelled_marker in marks:
             status = JobStatus.CANCELLED
-    else:
-        status = map_raw_status(raw, V2_STATUSES)
-    message = error if isinstance(error, str) else ""
-    return JobState(job_id, status, raw_status, body, message)
+    return JobState(job_id, status, raw_status, body, said)
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("code") or "")
+    return ""
 
 
 class UseApiHook(JobApiHook):
-    """Cancel and read Midjourney jobs on useapi.net (API v2 by default, v3 by extra).
+    """Cancel and read jobs of useapi.net's services: Midjourney (API v2 by default, v3 by
+    extra), FlowMusic, Gemini Notebook, InsightFaceSwap, PixVerse, Kling, MiniMax, TemPolor.
 
     Connection: type ``useapi``; password = API token; host optional (default
-    ``https://api.useapi.net``); extra ``{"api_version": "v3"}`` for v3.
+    ``https://api.useapi.net``); extra ``service`` (default ``midjourney``, see
+    ``docs/useapi-services.md``) and ``api_version`` (Midjourney and PixVerse). The hook
+    parameters of the same names win (``hook_params={"service": "flowmusic"}``).
 
     Example::
 
         hook = UseApiHook("useapi_default")
         result = hook.cancel_job("job:20241218021941022-user:1308-channel:1316-bot:midjourney")
         print(result.outcome, result.status)
+        UseApiHook("useapi_default", service="flowmusic").cancel_job(flowmusic_job_id)
     """
 
     conn_type = "useapi"
@@ -74,33 +87,53 @@ class UseApiHook(JobApiHook):
     hook_name = "useapi.net"
     default_host = "https://api.useapi.net"
     secret_label = "API token"
-    cancel_codes = CANCEL_CODES
     # Airflow 2.11's connection form (Airflow 3 reads the provider info instead).
     get_ui_field_behaviour = connection_form.get_ui_field_behaviour
     get_connection_form_widgets = connection_form.get_connection_form_widgets
 
     def __init__(
-        self, conn_id: str | None = None, *, api_version: str | None = None, **kwargs: Any
+        self,
+        conn_id: str | None = None,
+        *,
+        api_version: str | None = None,
+        service: str | None = None,
+        **kwargs: Any,
     ):
         super().__init__(conn_id, **kwargs)
         self._api_version_argument = api_version
+        self._service_argument = service
 
     @cached_property
-    def api_version(self) -> str:
-        return self._api_version(self.connection)
+    def service(self) -> UseApiService:
+        """The description of the service this hook cancels jobs on."""
+        return self._service(self.connection)
 
-    def _api_version(self, conn: Any) -> str:
-        version = self._api_version_argument or self.extra_value("api_version", conn) or "v2"
-        version = str(version).strip().lower()
-        if version not in API_VERSIONS:
+    @property
+    def api_version(self) -> str:
+        return self.service.version
+
+    def _service(self, conn: Any) -> UseApiService:
+        name = self._service_argument or self.extra_value("service", conn) or DEFAULT_SERVICE
+        name = str(name).strip().lower()
+        version = self._api_version_argument or self.extra_value("api_version", conn)
+        version = str(version).strip().lower() if version else None
+        if version is not None and version not in API_VERSIONS:
             raise ConnectionConfigError(
                 f"Connection {self.conn_id!r}: api_version {version!r} is not one of "
                 f"{', '.join(API_VERSIONS)}"
             )
-        return version
+        try:
+            return find_service(name, version)
+        except KeyError:
+            known = "versions v2, v3" if name in ("midjourney", "pixverse") else "services"
+            raise ConnectionConfigError(
+                f"Connection {self.conn_id!r}: useapi.net service {name!r} "
+                f"{'(api_version ' + repr(version) + ') ' if version else ''}is not supported "
+                f"({known}: {', '.join(service_names())})"
+            ) from None
 
     def _check_extras(self, conn: Any) -> None:
-        self._api_version(conn)
+        self._service(conn)
 
     def auth(self) -> tuple[str, dict[str, str]]:
         return self.base_url, {
@@ -108,25 +141,39 @@ class UseApiHook(JobApiHook):
             "Accept": "application/json",
         }
 
+    def _path(self, template: str, job_id: str) -> str:
+        return template.format(id=encode_path_segment(job_id), qid=encode_query_value(job_id))
+
+    def _stops_video(self, job_id: str) -> bool:
+        video = self.service.video_cancel
+        return video is not None and video[0] in job_id
+
     def status_request(self, job_id: str) -> ApiRequest:
-        if self.api_version == "v3":
-            path = f"/v3/midjourney/jobs/{encode_path_segment(job_id)}"
-        else:
-            path = f"/v2/jobs/?jobid={encode_query_value(job_id)}"
-        return ApiRequest("GET", path, call="status", job_id=job_id)
+        if self.service.status is None:
+            raise ConnectionConfigError(
+                f"useapi.net service {self.service.name!r} has no documented way to read one "
+                "job: its jobs can be cancelled (untracked), not watched"
+            )
+        method, template = self.service.status
+        return ApiRequest(method, self._path(template, job_id), call="status", job_id=job_id)
 
     def cancel_request(self, job_id: str) -> ApiRequest:
-        if self.api_version == "v3":
-            path = f"/v3/midjourney/jobs/{encode_path_segment(job_id)}"
-            return ApiRequest("DELETE", path, call="cancel", job_id=job_id)
-        path = f"/v2/jobs/cancel/?jobid={encode_query_value(job_id)}"
-        return ApiRequest("GET", path, call="cancel", job_id=job_id)
+        if self._stops_video(job_id):  # MiniMax: try to stop the generation itself
+            path = (self.service.video_cancel or ("", ""))[1]
+            return ApiRequest("POST", path, call="cancel", job_id=job_id, json={"videoId": job_id})
+        method, template = self.service.cancel
+        return ApiRequest(method, self._path(template, job_id), call="cancel", job_id=job_id)
+
+    def answer_codes(self, job_id: str) -> CancelCodes:
+        return JOBS_CODES if self._stops_video(job_id) else self.service.codes
 
     def state_from_body(self, job_id: str, body: Any) -> JobState:
-        return job_state(job_id, body, self.api_version)
+        return job_state(job_id, body, self.service)
 
     def test_flow(self) -> Flow[str]:
         response = yield ApiRequest("GET", "/v2/account", call="account")
         if response.status_code != 200:
             raise self.error_for(response, call="account")
-        return f"Connected to useapi.net ({self.base_url}, API {self.api_version})"
+        service = self.service
+        which = "" if service.name == DEFAULT_SERVICE else f", service {service.name}"
+        return f"Connected to useapi.net ({self.base_url}, API {service.version}{which})"
