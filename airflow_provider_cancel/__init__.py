@@ -44,10 +44,30 @@ def _connection_type(
 HIDDEN_FIELDS = ("schema", "port", "login")
 """Standard connection fields neither API uses."""
 
+USEAPI_SERVICES = [
+    "midjourney",
+    "faceswap",
+    "flowmusic",
+    "gemini-notebook",
+    "kling",
+    "minimax",
+    "pixverse",
+    "tempolor",
+]
+"""The ``service`` choices (``hooks/useapi_services.py`` describes each; a test keeps the two
+lists equal without importing the hooks here)."""
+
 USEAPI_EXTRA_FIELDS: dict[str, Any] = {
+    "service": {
+        "label": "Service",
+        "description": "The useapi.net service whose jobs this connection cancels "
+        "(docs/useapi-services.md).",
+        "schema": {"type": "string", "enum": USEAPI_SERVICES, "default": "midjourney"},
+    },
     "api_version": {
         "label": "API version",
-        "description": "Midjourney API version: v2 (default) or v3.",
+        "description": "Midjourney API version: v2 (default) or v3 (PixVerse: v2, or v1 "
+        "in Extra Fields JSON).",
         "schema": {"type": "string", "enum": ["v2", "v3"], "default": "v2"},
     },
 }

@@ -18,7 +18,23 @@ from airflow_provider_cancel import get_provider_info
 from airflow_provider_cancel._compat import AIRFLOW_V_3_0_PLUS
 
 # What a user sees in either version's form, written out here (not derived from the code).
-EXTRA_FIELDS = {"useapi": {"api_version": ("API version", "v2", ["v2", "v3"])}, "writetext": {}}
+SERVICES = [
+    "midjourney",
+    "faceswap",
+    "flowmusic",
+    "gemini-notebook",
+    "kling",
+    "minimax",
+    "pixverse",
+    "tempolor",
+]
+EXTRA_FIELDS = {
+    "useapi": {
+        "service": ("Service", "midjourney", SERVICES),
+        "api_version": ("API version", "v2", ["v2", "v3"]),
+    },
+    "writetext": {},
+}
 HIDDEN = {"schema", "port", "login"}
 LABELS = {"useapi": "API token", "writetext": "API key"}
 PLACEHOLDERS = {
@@ -114,7 +130,7 @@ def test_airflow2_connection_form_shows_the_same_fields():
             assert behaviour["placeholders"][field] == placeholder
     form_class = create_connection_form_class()
     ours = {name for name in dir(form_class) if name.startswith(("extra__useapi", "extra__wri"))}
-    assert ours == {"extra__useapi__api_version"}
+    assert ours == {"extra__useapi__api_version", "extra__useapi__service"}
 
     app = Flask(__name__)
     app.config.update(WTF_CSRF_ENABLED=False, SECRET_KEY="test")
@@ -155,4 +171,11 @@ def test_readme_and_connections_doc_list_the_same_form_fields():
         assert f"`{placeholders['password']}`" in text
         assert LABELS[conn_type] in text
     assert "API version (extra) | a choice of `v2` (preselected) or `v3`" in text
-    assert len(table) == 2 + 3  # header, separator, one row per field a user sees
+    assert "Service (extra) | a choice of `midjourney` (preselected)" in text
+    assert len(table) == 2 + 4  # header, separator, one row per field a user sees
+
+
+def test_the_service_choices_are_the_services_the_hook_knows():
+    from airflow_provider_cancel.hooks.useapi_services import service_names
+
+    assert sorted(SERVICES) == service_names()
