@@ -21,6 +21,7 @@ if AIRFLOW_V_3_0_PLUS:
         AirflowRescheduleException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        AirflowTaskTimeout,
         TaskDeferred,
     )
     from airflow.sdk.log import mask_secret
@@ -33,6 +34,7 @@ else:  # Airflow 2.11
         AirflowRescheduleException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        AirflowTaskTimeout,
         TaskDeferred,
     )
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
@@ -51,11 +53,14 @@ __all__ = [
     "AirflowRescheduleException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "AirflowTaskTimeout",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
     "TaskDeferred",
+    "DEFERRAL_TIMED_OUT",
     "aget_connection",
+    "atask_instance_state",
     "conf",
     "is_trigger_timeout",
     "mask_secret",
@@ -118,3 +123,53 @@ def pull_xcom(ti: Any, task_id: str, key: str) -> Any:
             )
             row = session.scalars(query).first()
             return XComModel.deserialize_value(row) if row is not None else None
+
+
+DEFERRAL_TIMED_OUT = "deferral timed out"
+"""What :func:`atask_instance_state` answers on Airflow 2 for a deferral that timed out."""
+
+
+async def atask_instance_state(ti: Any) -> str | None:
+    """The current state of a trigger's task instance, read from the triggerer.
+
+    Airflow 3: ``RuntimeTaskInstance.get_task_states`` through the triggerer's supervisor (the
+    way the standard provider's ``WorkflowTrigger`` reads states; triggers have no DB access).
+    Airflow 2: the metadata DB, in a thread. ``None`` means no state (a cleared task).
+    """
+    if ti is None:
+        raise LookupError("the trigger has no task instance")
+    from asgiref.sync import sync_to_async
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        map_index = getattr(ti, "map_index", -1)
+        states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+            dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=map_index
+        )
+        key = ti.task_id if map_index is None or map_index < 0 else f"{ti.task_id}_{map_index}"
+        runs = states.get(ti.run_id)
+        if runs is None or key not in runs:
+            raise LookupError(f"no task instance {key!r} in run {ti.run_id!r}")
+        state = runs[key]
+        return None if state is None else str(getattr(state, "value", state))
+
+    def read() -> str | None:
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            row = (
+                session.query(TaskInstance.state, TaskInstance.next_method)
+                .filter_by(
+                    dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index
+                )
+                .one_or_none()
+            )
+        if row is None:
+            raise LookupError(f"no task instance {ti.task_id!r} in run {ti.run_id!r}")
+        if row.next_method == "__fail__":
+            return DEFERRAL_TIMED_OUT
+        return None if row.state is None else str(getattr(row.state, "value", row.state))
+
+    return await sync_to_async(read)()
