@@ -58,10 +58,13 @@ __all__ = [
     "BaseOperator",
     "BaseSensorOperator",
     "TaskDeferred",
+    "AIRFLOW_VERSION",
     "DEFERRAL_TIMED_OUT",
     "aget_connection",
+    "apull_run_xcom",
     "atask_instance_state",
     "conf",
+    "deadline_async_callback",
     "is_trigger_timeout",
     "mask_secret",
     "pull_xcom",
@@ -173,3 +176,29 @@ async def atask_instance_state(ti: Any) -> str | None:
         return None if row.state is None else str(getattr(row.state, "value", row.state))
 
     return await sync_to_async(read)()
+
+
+def deadline_async_callback() -> Any:
+    """``AsyncCallback`` for ``DeadlineAlert`` (Airflow >= 3.1), or ``None`` before that."""
+    try:
+        from airflow.sdk.definitions.callback import AsyncCallback
+    except ImportError:
+        try:
+            from airflow.sdk.definitions.deadline import AsyncCallback  # type: ignore[no-redef]
+        except ImportError:
+            return None
+    return AsyncCallback
+
+
+async def apull_run_xcom(dag_id: str, run_id: str, task_id: str, key: str) -> Any:
+    """An unmapped task's XCom in a given run, read from the triggerer (Airflow 3).
+
+    ``XCom.get_one`` asks the triggerer's supervisor (``GetXCom``), which the triggerer
+    serves like a worker's; it is what ``ti.xcom_pull`` uses, with the configured backend.
+    """
+    from asgiref.sync import sync_to_async
+    from airflow.sdk.execution_time.xcom import XCom
+
+    return await sync_to_async(XCom.get_one)(
+        key=key, dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=-1
+    )

@@ -37,7 +37,7 @@ def log_outcomes(
 
     Returns those ids."""
     for result in results:
-        log.info(
+        (log.warning if result.outcome in LEFT_RUNNING else log.info)(
             "%s: %s (status %s, raw %r) %s",
             result.job_id,
             result.outcome.value,
