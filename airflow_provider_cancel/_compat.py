@@ -46,7 +46,9 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
 __all__ = [
+    "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
+    "DEFERRAL_TIMED_OUT",
     "AirflowException",
     "AirflowFailException",
     "AirflowNotFoundException",
@@ -58,8 +60,6 @@ __all__ = [
     "BaseOperator",
     "BaseSensorOperator",
     "TaskDeferred",
-    "AIRFLOW_VERSION",
-    "DEFERRAL_TIMED_OUT",
     "aget_connection",
     "apull_run_xcom",
     "atask_instance_state",
@@ -196,8 +196,8 @@ async def apull_run_xcom(dag_id: str, run_id: str, task_id: str, key: str) -> An
     ``XCom.get_one`` asks the triggerer's supervisor (``GetXCom``), which the triggerer
     serves like a worker's; it is what ``ti.xcom_pull`` uses, with the configured backend.
     """
-    from asgiref.sync import sync_to_async
     from airflow.sdk.execution_time.xcom import XCom
+    from asgiref.sync import sync_to_async
 
     return await sync_to_async(XCom.get_one)(
         key=key, dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=-1

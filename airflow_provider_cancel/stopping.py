@@ -10,7 +10,6 @@ timeouts, in the worker), :class:`~airflow_provider_cancel.triggers.status.JobSt
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout

@@ -11,7 +11,6 @@ from airflow_provider_cancel._compat import BaseTrigger, TriggerEvent
 from airflow_provider_cancel.exceptions import JobNotFoundError, missing_job_message
 from airflow_provider_cancel.status import JobStatus, assess, parse_statuses
 
-
 HAS_TRIGGER_ON_KILL = "on_kill" in vars(BaseTrigger)
 """Airflow >= 3.3 calls ``BaseTrigger.on_kill`` when a user acts on a deferred task (#65590)."""
 
@@ -134,9 +133,7 @@ class JobStatusTrigger(BaseTrigger):
         self.log.info("%s: the task is now %r", where, state)
         try:
             async with holding_async_clients():
-                hook = hook_from_connection(
-                    await aget_connection(self.conn_id), self.hook_params
-                )
+                hook = hook_from_connection(await aget_connection(self.conn_id), self.hook_params)
                 try:
                     await acancel_watched(hook, self.job_ids, log=self.log, why=where)
                 finally:
