@@ -11,6 +11,9 @@ from airflow_provider_cancel._compat import BaseTrigger, TriggerEvent
 from airflow_provider_cancel.exceptions import JobNotFoundError, missing_job_message
 from airflow_provider_cancel.status import JobStatus, assess, parse_statuses
 
+STATE_LOOKUP_TIMEOUT = 20.0
+"""Seconds to wait for Airflow to say the task's state before giving up (and not cancelling)."""
+
 HAS_TRIGGER_ON_KILL = "on_kill" in vars(BaseTrigger)
 """Airflow >= 3.3 calls ``BaseTrigger.on_kill`` when a user acts on a deferred task (#65590)."""
 
@@ -82,13 +85,30 @@ class JobStatusTrigger(BaseTrigger):
                     yield event
         except asyncio.CancelledError:
             if self.cancel_on_kill and not HAS_TRIGGER_ON_KILL:
-                await self._cancel_if_killed("trigger cancelled")
+                await self._finish(self._cancel_if_killed("trigger cancelled"))
             raise
 
     async def on_kill(self) -> None:
         """Airflow >= 3.3: the deferred task was marked failed/success or cleared."""
         if self.cancel_on_kill:
-            await self._cancel_if_killed("trigger on_kill")
+            await self._finish(self._cancel_if_killed("trigger on_kill"))
+
+    async def _finish(self, work: Any) -> None:
+        """Run ``work`` to its end even if this task is cancelled again meanwhile.
+
+        Airflow 3.3's triggerer re-sends the cancel to a killed trigger on every loop until
+        its task ends (``cancel_triggers`` drains ``to_cancel``, which the supervisor refills
+        from ``cancelling_triggers``), so an ``on_kill`` that takes longer than one loop would
+        be cut short. ``work`` bounds itself (state lookup and cancel calls have timeouts).
+        """
+        task = asyncio.ensure_future(work)
+        while True:
+            try:
+                await asyncio.shield(task)
+                return
+            except asyncio.CancelledError:
+                if task.done():
+                    return
 
     def _timed_out(self) -> bool:
         timeout_after = getattr(self, "timeout_after", None)  # set by Airflow 3's triggerer
@@ -112,7 +132,7 @@ class JobStatusTrigger(BaseTrigger):
         ti = getattr(self, "task_instance", None)
         where = f"Task {getattr(ti, 'task_id', '?')!r}: {why}"
         try:
-            state = await atask_instance_state(ti)
+            state = await asyncio.wait_for(atask_instance_state(ti), STATE_LOOKUP_TIMEOUT)
         except Exception as error:  # unsure whether this is a kill: never cancel then
             self.log.warning(
                 "%s: could not read the task instance's state (%s); not cancelling", where, error

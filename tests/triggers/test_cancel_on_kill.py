@@ -190,3 +190,24 @@ async def test_a_failing_cancel_in_the_triggerer_names_the_jobs_left_running(
 
     lines = [line for line in all_logs().splitlines() if "may still be running" in line]
     assert any(all(job in line for job in jobs) for line in lines), lines
+
+
+async def test_on_kill_finishes_although_the_triggerer_cancels_it_again_meanwhile(
+    emulator: Any, useapi_conn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Airflow 3.3's triggerer re-sends the cancel on every loop until the trigger's task ends.
+    job = emulator.submit_useapi()
+
+    async def slow_lookup(ti: Any) -> str:
+        await asyncio.sleep(0.5)
+        return "failed"
+
+    monkeypatch.setattr(_compat, "atask_instance_state", slow_lookup)
+    killing = asyncio.create_task(deferred_trigger(useapi_conn, [job]).on_kill())
+    await asyncio.sleep(0.05)  # on_kill has started (the triggerer awaits it directly)
+    while not killing.done():
+        killing.cancel()
+        await asyncio.sleep(0.05)
+
+    assert emulator.job(job)["cancel_calls"] == 1
+    assert emulator.job(job)["normalized"] == "cancelled"
