@@ -65,7 +65,7 @@ __all__ = [
     "atask_instance_state",
     "conf",
     "deadline_async_callback",
-    "is_trigger_timeout",
+    "is_deferral_timeout",
     "mask_secret",
     "pull_xcom",
 ]
@@ -97,14 +97,12 @@ async def aget_connection(conn_id: str) -> Connection:
     return await sync_to_async(BaseHook.get_connection)(conn_id)  # type: ignore[no-any-return]
 
 
-def is_trigger_timeout(next_method: str, next_kwargs: dict[str, Any] | None) -> bool:
-    """Whether a deferred task resumes because its deferral timed out, as Airflow 2 says it
-    (``__fail__`` with this error); Airflow 3 raises ``TaskDeferralTimeout`` itself."""
-    return (
-        not AIRFLOW_V_3_0_PLUS
-        and next_method == "__fail__"
-        and (next_kwargs or {}).get("error") == "Trigger/execution timeout"
-    )
+def is_deferral_timeout(next_method: str, next_kwargs: dict[str, Any] | None) -> bool:
+    """Whether a deferred task resumes because its deferral timed out, on any version."""
+    if next_method != "__fail__":
+        return False
+    error = (next_kwargs or {}).get("error")
+    return error in ("Trigger/execution timeout", "Trigger timeout")
 
 
 def pull_xcom(ti: Any, task_id: str, key: str) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,7 @@ from airflow_provider_cancel._compat import (
     AirflowTaskTimeout,
     BaseSensorOperator,
     conf,
-    is_trigger_timeout,
+    is_deferral_timeout,
 )
 from airflow_provider_cancel.exceptions import JobNotFoundError, missing_job_message
 from airflow_provider_cancel.job_ids import normalize_job_ids
@@ -185,21 +185,39 @@ class JobStatusSensor(BaseSensorOperator):
                 cancel_on_kill=self.cancel_on_kill,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+            timeout=self._deferral_timeout(context),
         )
         return None
+
+    def _deferral_timeout(self, context: Context) -> timedelta:
+        """``timeout``, or what is left of ``execution_timeout`` if that ends sooner.
+
+        Airflow 3.3 stores only the ``defer(timeout=...)`` as the deferral's deadline (the
+        execution API's defer route; ``task_runner.py`` marks deferral "TODO: handle timeout"),
+        so a deferred task's ``execution_timeout`` would never fire without this.
+        """
+        timeout = timedelta(seconds=self.timeout)
+        if self.execution_timeout is None:
+            return timeout
+        ran = datetime.now(timezone.utc) - self._started(context)
+        left: timedelta = self.execution_timeout - ran
+        return max(min(timeout, left), timedelta(seconds=1))
+
+    @staticmethod
+    def _started(context: Context) -> datetime:
+        started = getattr(context.get("ti"), "start_date", None)
+        if not isinstance(started, datetime):
+            return datetime.now(timezone.utc)
+        return started if started.tzinfo else started.replace(tzinfo=timezone.utc)
 
     def resume_execution(
         self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
     ) -> Any:
-        # A timed-out deferral is a sensor timeout on every Airflow version (no retries). The
-        # deferral's timeout is the sooner of ``timeout`` and ``execution_timeout``; either way
-        # the task resumes here, in a worker, and cancels before it fails.
-        if is_trigger_timeout(next_method, next_kwargs):
-            message = f"Task {self.task_id!r}: sensor timed out after {self.timeout:g}s"
-            error: BaseException = (
-                AirflowSkipException(message) if self.soft_fail else AirflowSensorTimeout(message)
-            )
+        # A timed-out deferral resumes the task here, in a worker: cancel, then fail. The
+        # deferral's deadline is the sooner of ``timeout`` (a sensor timeout: no retries) and
+        # ``execution_timeout`` (a task timeout: retries apply), told apart by the task's start.
+        if is_deferral_timeout(next_method, next_kwargs):
+            error = self._timeout_error(context)
             self._cancel_after_timeout(error)
             raise error
         try:
@@ -207,6 +225,23 @@ class JobStatusSensor(BaseSensorOperator):
         except (AirflowSensorTimeout, AirflowSkipException) as error:
             self._cancel_after_timeout(error)
             raise
+
+    def _timeout_error(self, context: Context) -> BaseException:
+        ran = datetime.now(timezone.utc) - self._started(context)
+        if self.execution_timeout is not None and ran >= self.execution_timeout:
+            message = (
+                f"Task {self.task_id!r}: execution_timeout of "
+                f"{self.execution_timeout.total_seconds():g}s reached while deferred"
+            )
+            cause: BaseException = AirflowTaskTimeout(message)
+        else:
+            message = f"Task {self.task_id!r}: sensor timed out after {self.timeout:g}s"
+            cause = AirflowSensorTimeout(message)
+        if self.soft_fail:
+            skip: BaseException = AirflowSkipException(f"Skipping (soft_fail): {message}")
+            skip.__cause__ = cause
+            return skip
+        return cause
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         """Resume after the trigger's one event."""

@@ -249,3 +249,41 @@ def test_a_kill_waits_no_longer_than_the_hooks_timeout(emulator: Any, useapi_con
 
     assert time.monotonic() - started < 1.0 + 3  # the budget, plus slack for a loaded machine
     emulator.clear_faults()
+
+
+def test_a_deferral_ends_at_execution_timeout_when_that_is_sooner(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    # Airflow 3.3 keeps only defer(timeout=...) as a deferral's deadline: the sensor folds
+    # what is left of execution_timeout into it.
+    from datetime import datetime, timezone
+
+    job = emulator.submit_useapi()
+    context = make_context()
+    context["ti"].start_date = datetime.now(timezone.utc) - timedelta(seconds=20)
+    wait = sensor(
+        useapi_conn, job, deferrable=True, timeout=600, execution_timeout=timedelta(seconds=60)
+    )
+
+    with pytest.raises(TaskDeferred) as deferred:
+        wait.execute(context)
+
+    assert timedelta(seconds=35) <= deferred.value.timeout <= timedelta(seconds=40)
+
+
+def test_a_deferral_ended_by_execution_timeout_cancels_then_fails_as_a_task_timeout(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    from datetime import datetime, timezone
+
+    job = emulator.submit_useapi()
+    wait = sensor(
+        useapi_conn, job, deferrable=True, timeout=600, execution_timeout=timedelta(seconds=20)
+    )
+    context = make_context()
+    context["ti"].start_date = datetime.now(timezone.utc) - timedelta(seconds=21)
+
+    with pytest.raises(AirflowTaskTimeout, match="execution_timeout of 20s reached"):
+        wait.resume_execution("__fail__", {"error": "Trigger timeout"}, context)
+
+    assert statuses(emulator, job) == ["cancelled"]
