@@ -158,15 +158,16 @@ async def cancel_jobs_on_deadline(
     xcom_key: str = "return_value",
     hook_params: dict[str, Any] | None = None,
     context: dict[str, Any] | None = None,
-) -> dict[str, str]:
+) -> str:
     """What :func:`cancel_on_deadline` makes Airflow await in the triggerer when a run misses
     its deadline: cancel the literal ids and those the named tasks of that run pushed.
 
     ``context`` is what Airflow 3.3 passes a deadline callback: ``{"dag_run": {...},
     "deadline": {...}}`` (``airflow/models/deadline.py``, ``Deadline.handle_miss``); the run's
     XCom is read through the triggerer's supervisor (``XCom.get_one``, as ``ti.xcom_pull``
-    does in a task). Returns ``{job_id: outcome}``, which Airflow stores as the callback's
-    result. Best effort: logs and never raises.
+    does in a task). Returns a one-line summary, which Airflow stores as the callback's output
+    (a string column: Airflow 3.3.2's triggerer crashes storing a dict there). Best effort:
+    logs and never raises.
     """
     from airflow_provider_cancel._compat import aget_connection, apull_run_xcom
     from airflow_provider_cancel.hooks import hook_from_connection
@@ -200,7 +201,7 @@ async def cancel_jobs_on_deadline(
     ids = list(dict.fromkeys(found))
     if not ids:
         log.info("%s: no job ids to cancel", where)
-        return {}
+        return "no job ids to cancel"
     try:
         async with holding_async_clients():
             hook = hook_from_connection(await aget_connection(conn_id), hook_params)
@@ -210,8 +211,10 @@ async def cancel_jobs_on_deadline(
                 await hook.aclose()
     except Exception as error:
         log.error("%s: could not cancel; these may still be running: %s (%s)", where, ids, error)
-        return {job_id: "error" for job_id in ids}
-    return {job_id: ("error" if job_id in left else "cancelled") for job_id in ids}
+        left = ids
+    done = len(ids) - len(left)
+    summary = f"cancelled {done} of {len(ids)} job(s)"
+    return f"{summary}; may still be running: {', '.join(left)}" if left else summary
 
 
 def cancel_on_deadline(

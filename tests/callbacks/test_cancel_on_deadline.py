@@ -126,7 +126,7 @@ async def test_cancels_literal_ids_and_those_the_run_pushed(
         context=CONTEXT,
     )
 
-    assert result == {literal: "cancelled", pushed: "cancelled", other: "cancelled"}
+    assert result == "cancelled 3 of 3 job(s)"
     assert [emulator.job(j)["cancel_calls"] for j in (literal, pushed, other)] == [1, 1, 1]
     assert reads == [
         ("nightly", "manual__1", "submit", "return_value"),
@@ -148,7 +148,8 @@ async def test_an_unreadable_xcom_still_cancels_the_rest(
         context=CONTEXT,
     )
 
-    assert result == {literal: "cancelled", pushed: "cancelled"}
+    assert result == "cancelled 2 of 2 job(s)"
+    assert [emulator.job(j)["cancel_calls"] for j in (literal, pushed)] == [1, 1]
 
 
 async def test_a_failing_cancel_is_reported_not_raised(
@@ -162,5 +163,5 @@ async def test_a_failing_cancel_is_reported_not_raised(
         useapi_conn, job_ids=[job], hook_params={**FAST, "retry_limit": 1}, context=CONTEXT
     )
 
-    assert result == {job: "error"}
+    assert result == f"cancelled 0 of 1 job(s); may still be running: {job}"
     assert emulator.job(job)["normalized"] != "cancelled"

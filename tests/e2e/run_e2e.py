@@ -585,6 +585,7 @@ def check_triggerer_restart(
 # ``scenario <name>: ok|FAILED — <job final state>, cancel calls <n>``.
 
 POLL_INTERVAL = 2.0  # the e2e_* DAGs' poke_interval
+KILL_POLL_INTERVAL = 5.0  # e2e_kill_deferred's poke_interval
 
 
 class Scenarios:
@@ -655,13 +656,13 @@ class Scenarios:
     def mark_failed_deferred(self) -> None:
         dag_id = "e2e_kill_deferred"
         run_id, job_id = self.start_waiting(dag_id, "deferred")
-        time.sleep(POLL_INTERVAL)  # the trigger has polled the running job
+        time.sleep(KILL_POLL_INTERVAL)  # the trigger has polled the running job
         self.api.call(
             "PATCH",
             f"/dags/{dag_id}/dagRuns/{self.api.q(run_id)}/taskInstances/wait_done",
             {"new_state": "failed"},
         )
-        bound = POLL_INTERVAL + 5
+        bound = KILL_POLL_INTERVAL + 5
         took = self.wait_cancelled(job_id, 60)
         problems = []
         if took is None:

@@ -50,7 +50,8 @@ def waiting_dag(dag_id: str, **sensor: object) -> None:
     build()
 
 
-waiting_dag("e2e_kill_deferred", deferrable=True, poke_interval=2, timeout=900)
+# A realistic poll interval for a paid job: the scenario's bound is poll interval + 5 s.
+waiting_dag("e2e_kill_deferred", deferrable=True, poke_interval=5, timeout=900)
 waiting_dag("e2e_clear_poking", deferrable=False, mode="poke", poke_interval=2, timeout=900)
 waiting_dag("e2e_run_failed", deferrable=True, poke_interval=2, timeout=900)
 waiting_dag(
