@@ -871,7 +871,11 @@ def run(dep: Deployment) -> list[str]:
     }
     if not_cancelled:
         failures.append(f"emulator jobs not cancelled at the end: {not_cancelled}")
-    print(f"\n== emulator: {len(jobs)} jobs, {len(jobs) - len(not_cancelled)} cancelled")
+    cancelled = sum(1 for job in jobs.values() if job["normalized"] == "cancelled")
+    print(
+        f"\n== emulator: {len(jobs)} jobs, {cancelled} cancelled, "
+        f"{len(left_running)} left to complete on purpose (triggerer-restart-no-cancel)"
+    )
     return failures
 
 
