@@ -203,12 +203,10 @@ async def cancel_jobs_on_deadline(
         log.info("%s: no job ids to cancel", where)
         return "no job ids to cancel"
     try:
+        # Holding (not closing) the loop's shared clients: triggers use them too.
         async with holding_async_clients():
             hook = hook_from_connection(await aget_connection(conn_id), hook_params)
-            try:
-                left = await acancel_watched(hook, ids, log=log, why=where)
-            finally:
-                await hook.aclose()
+            left = await acancel_watched(hook, ids, log=log, why=where)
     except Exception as error:
         log.error("%s: could not cancel; these may still be running: %s (%s)", where, ids, error)
         left = ids

@@ -152,12 +152,10 @@ class JobStatusTrigger(BaseTrigger):
             return
         self.log.info("%s: the task is now %r", where, state)
         try:
+            # Holding (not closing) the loop's shared clients: other triggers use them too.
             async with holding_async_clients():
                 hook = hook_from_connection(await aget_connection(self.conn_id), self.hook_params)
-                try:
-                    await acancel_watched(hook, self.job_ids, log=self.log, why=where)
-                finally:
-                    await hook.aclose()
+                await acancel_watched(hook, self.job_ids, log=self.log, why=where)
         except Exception as error:
             self.log.error(
                 "%s: could not cancel; these may still be running: %s (%s)",

@@ -110,6 +110,7 @@ def test_example_writetext_bulk_cancel_defers_and_resumes(
                 "poll_interval": 1.0,
                 "hook_params": {},
                 "missing_job_status": None,
+                "cancel_on_kill": False,
             },
         )
     ]
