@@ -20,7 +20,12 @@ MAX_JOB_ID_LENGTH = 4096
 
 
 def _shown(value: Any) -> str:
-    text = repr(value)
+    if isinstance(value, int) and value.bit_length() > 4 * MAX_JOB_ID_LENGTH:
+        return f"<an int of about {int(value.bit_length() * 0.30103)} digits>"
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's int-to-str digit limit, inside a list
+        return f"<a {type(value).__name__} too large to show>"
     return text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"
 
 
@@ -44,7 +49,12 @@ def _one_id(item: Any, task: str, whole: Any) -> str:
     if isinstance(item, bool) or item is None:
         raise _refuse(task, whole, f"{item!r} is not a job id")
     if isinstance(item, int):
-        return str(item)
+        if item.bit_length() > 4 * MAX_JOB_ID_LENGTH:  # more digits than an id may have
+            raise _refuse(task, whole, f"an int id has more than {MAX_JOB_ID_LENGTH} digits")
+        try:
+            item = str(item)
+        except ValueError:  # past Python's int-to-str digit limit
+            raise _refuse(task, whole, "an int id has too many digits") from None
     if not isinstance(item, str):
         kind = type(item).__name__
         raise _refuse(task, whole, f"ids must be strings or ints, got {kind} {_shown(item)}")

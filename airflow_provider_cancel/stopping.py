@@ -25,8 +25,9 @@ LEFT_RUNNING = (CancelOutcome.ERROR, CancelOutcome.NOT_FOUND)
 
 
 def kill_budget(hook: JobApiHook) -> float:
-    """How long a kill may wait for the cancel: the hook's timeout for one call."""
-    return float(hook.timeout)
+    """How long a kill may wait for the cancel: the longest one attempt of the hook may take
+    (``connect_timeout + timeout``)."""
+    return float(hook.settings.attempt_seconds)
 
 
 def log_outcomes(

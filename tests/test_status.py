@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from airflow_provider_cancel.hooks import useapi
-from airflow_provider_cancel.hooks.base import decide_after_read
-from airflow_provider_cancel.hooks.writetext import WriteTextHook
+from airflow_provider_cancel.answers import decide_after_read
+from airflow_provider_cancel.hooks import useapi, writetext
 from airflow_provider_cancel.status import (
     TERMINAL_STATUSES,
     CancelOutcome,
@@ -187,7 +186,7 @@ def test_useapi_bodies_without_a_status_are_unknown(version, body):
 @pytest.mark.parametrize(("raw", "expected"), WRITETEXT_ROWS)
 def test_writetext_table(raw, expected):
     body = {"id": "r-1", "status": raw, "total": 1}
-    state = WriteTextHook.job_state("r-1", body)
+    state = writetext.job_state("r-1", body)
     assert state.status is expected
     assert state.raw_status == raw
     assert state.body == body
@@ -195,7 +194,7 @@ def test_writetext_table(raw, expected):
 
 @pytest.mark.parametrize("body", [None, [], "Running", {}, {"status": None}, {"Status": 1}])
 def test_writetext_bodies_without_a_status_are_unknown(body):
-    state = WriteTextHook.job_state("r-1", body)
+    state = writetext.job_state("r-1", body)
     assert state.status is U
     assert state.raw_status is None
 

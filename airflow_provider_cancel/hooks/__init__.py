@@ -36,8 +36,7 @@ def hook_from_connection(conn: Any, hook_params: dict[str, Any] | None = None) -
             f"Connection type {conn.conn_type!r} resolves to {type(hook).__name__}, "
             "not a hook of airflow-provider-cancel"
         )
-    hook.__dict__["connection"] = conn  # already fetched: don't look it up again
-    hook._check_connection(conn)
+    hook.use_connection(conn)  # already fetched: not looked up again
     return hook
 
 

@@ -18,6 +18,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import quote, urlencode
 
 from airflow_provider_cancel._compat import BaseHook
+from airflow_provider_cancel.answers import (
+    decide_after_read,
+    says_yes,
+    server_message,
+    settled_by_status,
+)
 from airflow_provider_cancel.exceptions import (
     AuthenticationError,
     CancelApiError,
@@ -29,6 +35,8 @@ from airflow_provider_cancel.exceptions import (
     RateLimitedError,
     ServerError,
 )
+from airflow_provider_cancel.hooks.scrub import scrub
+from airflow_provider_cancel.hooks.settings import HookSettings, clean_secret
 from airflow_provider_cancel.hooks.transport import (
     ApiRequest,
     ApiResponse,
@@ -38,6 +46,7 @@ from airflow_provider_cancel.hooks.transport import (
     holding_async_clients,
 )
 from airflow_provider_cancel.job_ids import validate_job_id
+from airflow_provider_cancel.messages import plural, shorten
 from airflow_provider_cancel.status import CancelOutcome, CancelResult, JobState, JobStatus
 
 if TYPE_CHECKING:
@@ -45,61 +54,6 @@ if TYPE_CHECKING:
     import requests
 
 T = TypeVar("T")
-
-
-def server_message(response: ApiResponse) -> str:
-    """The human message in an error body, whatever shape the API chose (not yet scrubbed or
-    shortened: see ``JobApiHook.server_said``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        content_type = response.headers.get("content-type", "unknown content type")
-        return f"non-JSON body ({content_type.split(';')[0]}, {len(response.text)} bytes)"
-    if isinstance(body, dict):
-        for key in ("error", "Error", "message", "Message", "title", "detail"):
-            if isinstance(body.get(key), str) and body[key]:
-                text: str = body[key]
-                details = body.get("errorDetails")
-                if isinstance(details, str) and details:
-                    text = f"{text} ({details})"
-                return text
-    return response.text.strip()
-
-
-def settled_by_status(state: JobState, *, cancel_accepted: bool) -> CancelResult | None:
-    """The outcome a job's status alone settles: cancelled after a yes, or any end status
-    (then it had ended before this cancel). ``None`` while the job is still on its way."""
-    if state.status is JobStatus.CANCELLED and cancel_accepted:
-        return CancelResult.from_state(state, CancelOutcome.CANCELLED, "cancelled")
-    if state.status.is_terminal:
-        return CancelResult.from_state(
-            state, CancelOutcome.ALREADY_FINISHED, f"job had already ended ({state.raw_status})"
-        )
-    return None
-
-
-def decide_after_read(
-    state: JobState, *, cancel_accepted: bool, cancel_answer: str
-) -> CancelResult:
-    """What an ambiguous cancel answer meant, given the job as read right after it.
-
-    ``cancel_accepted`` is whether the API said yes (2xx). A job that reads as finished was
-    finished before (unless it reads cancelled after a yes); a job still running after a "no"
-    was not stopped, which is an error, never a success.
-    """
-    settled = settled_by_status(state, cancel_accepted=cancel_accepted)
-    if settled is not None:
-        return settled
-    if state.status is JobStatus.CANCELLING or cancel_accepted:
-        return CancelResult.from_state(
-            state, CancelOutcome.CANCELLING, f"cancel accepted; job reads {state.raw_status}"
-        )
-    return CancelResult.from_state(
-        state,
-        CancelOutcome.ERROR,
-        f"the API refused the cancel ({cancel_answer}) and the job still reads "
-        f"{state.raw_status!r}",
-    )
 
 
 class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
@@ -115,10 +69,15 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
     :param connect_timeout: connect timeout in seconds (default: ``min(timeout, 10)``).
     :param max_retry_wait: cap on one wait, including a server's ``Retry-After`` (default 60).
     :param pool_size: connections kept open per host, i.e. useful concurrency (default 16).
+    :param max_response_size: larger answers are refused (bytes, default 1 MiB).
+    :param confirm: read a job once after a cancel answer that does not say what happened
+        (an empty or non-JSON 2xx, JSON without a status) to report what really did; with
+        ``False`` such an answer is reported as ``cancelling`` unread (default True).
 
     The connection's extra may set ``retry_limit``, ``retry_delay``, ``timeout``,
-    ``connect_timeout``, ``max_retry_wait`` and ``verify`` (TLS verification, on by default);
-    hook arguments win over the extra.
+    ``connect_timeout``, ``max_retry_wait``, ``max_response_size`` and ``verify`` (TLS
+    verification, on by default); hook arguments win over the extra. The connection's password
+    is read without surrounding whitespace.
     """
 
     conn_name_attr = "conn_id"
@@ -139,6 +98,8 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         connect_timeout: float | None = None,
         max_retry_wait: float | None = None,
         pool_size: int | None = None,
+        max_response_size: int | None = None,
+        confirm: bool = True,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id or self.default_conn_name
@@ -148,29 +109,52 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
             "timeout": timeout,
             "connect_timeout": connect_timeout,
             "max_retry_wait": max_retry_wait,
+            "pool_size": pool_size,
+            "max_response_size": max_response_size,
         }
-        self.pool_size = pool_size or 16
+        self.confirm = confirm
+        self._known_secrets: list[str] = []
 
     # ------------------------------------------------------------------ connection settings
     @cached_property
     def connection(self) -> Any:
-        conn = self.get_connection(self.conn_id)
-        self._check_connection(conn)
-        return conn
+        """The Airflow connection (looked up on first use)."""
+        return self._accepted(self.get_connection(self.conn_id))
 
-    def _check_connection(self, conn: Any) -> None:
+    def use_connection(self, conn: Any) -> None:
+        """Use a connection fetched already (the async path fetches its own), and check it."""
+        self.connection = self._accepted(conn)
+        self.check_connection()
+
+    def _accepted(self, conn: Any) -> Any:
         if conn.conn_type and conn.conn_type != self.conn_type:
             raise ConnectionConfigError(
                 f"Connection {self.conn_id!r} has type {conn.conn_type!r}; "
                 f"{type(self).__name__} needs type {self.conn_type!r}"
             )
-        if not conn.password:
-            raise ConnectionConfigError(
-                f"Connection {self.conn_id!r} has no {self.secret_label}: set it as the "
-                "connection's password"
-            )
-        for name in self._arguments:  # a bad number fails once, up front, not once per job
-            self._setting(name, 0, int if name == "retry_limit" else float, conn)
+        # Known from now on, so that even an error about it can be scrubbed of it.
+        self._known_secrets.append(str(conn.password or "").strip())
+        return conn
+
+    @cached_property
+    def secret(self) -> str:
+        """The connection's password (token or key), without surrounding whitespace."""
+        return clean_secret(self.conn_id, self.secret_label, self.connection.password)
+
+    @cached_property
+    def settings(self) -> HookSettings:
+        """Timeouts, retries, limits: resolved once from the arguments and the extra."""
+        extra = {name: self.extra_value(name) for name in HookSettings.__dataclass_fields__}
+        return HookSettings.resolve(self.conn_id, self._arguments, extra)
+
+    def check_connection(self) -> None:
+        """Check all of the connection now, before any request: its type, its secret, its
+        settings and the API's own extras. Raises :class:`ConnectionConfigError`."""
+        checked = (self.connection, self.secret, self.settings)
+        self._check_extras(checked[0])
+
+    def _check_extras(self, conn: Any) -> None:
+        """API modules check their own extras here."""
 
     def extra_value(self, name: str, conn: Any = None) -> Any:
         """A connection extra, also under Airflow 2's ``extra__<type>__<name>`` form key."""
@@ -179,50 +163,6 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         if value in (None, ""):
             value = extra.get(f"extra__{self.conn_type}__{name}")
         return None if value == "" else value
-
-    def _setting(self, name: str, default: float, kind: type = float, conn: Any = None) -> Any:
-        value = self._arguments.get(name)
-        if value is None:
-            value = self.extra_value(name, conn)
-        if value is None:
-            return default
-        try:
-            number = kind(value)
-        except (TypeError, ValueError):
-            raise ConnectionConfigError(
-                f"Connection {self.conn_id!r}: {name}={value!r} is not a {kind.__name__}"
-            ) from None
-        if number < 0 or (number == 0 and name in ("timeout", "connect_timeout")):
-            need = "> 0" if name in ("timeout", "connect_timeout") else ">= 0"
-            raise ConnectionConfigError(f"Connection {self.conn_id!r}: {name} must be {need}")
-        return number
-
-    @cached_property
-    def retry_limit(self) -> int:
-        return int(self._setting("retry_limit", 3, int))
-
-    @cached_property
-    def retry_delay(self) -> float:
-        return float(self._setting("retry_delay", 1.0))
-
-    @cached_property
-    def timeout(self) -> float:
-        return float(self._setting("timeout", 30.0))
-
-    @cached_property
-    def connect_timeout(self) -> float:
-        return float(self._setting("connect_timeout", min(self.timeout, 10.0)))
-
-    @cached_property
-    def max_retry_wait(self) -> float:
-        return float(self._setting("max_retry_wait", 60.0))
-
-    @cached_property
-    def verify(self) -> bool:
-        value = self.extra_value("verify")
-        if isinstance(value, str):
-            return value.strip().lower() not in ("false", "0", "no", "off")
-        return value is None or bool(value)
 
     @cached_property
     def base_url(self) -> str:
@@ -236,10 +176,6 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
             host = f"{host}:{self.connection.port}"
         return host
 
-    @property
-    def secret(self) -> str:
-        return str(self.connection.password)
-
     # ------------------------------------------------------------------ what subclasses say
     @abc.abstractmethod
     def cancel_flow(self, job_id: str) -> Flow[CancelResult]:
@@ -248,6 +184,10 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
     @abc.abstractmethod
     def status_flow(self, job_id: str) -> Flow[JobState]:
         """Requests that read ``job_id``; raises :class:`JobNotFoundError` on 404."""
+
+    @abc.abstractmethod
+    def state_from_body(self, job_id: str, body: Any) -> JobState:
+        """A job's state from its JSON body (what the status call returns)."""
 
     @abc.abstractmethod
     def test_flow(self) -> Flow[str]:
@@ -268,18 +208,17 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
     def server_said(self, response: ApiResponse, limit: int = 200) -> str:
         """The server's message for errors and reports: scrubbed of secrets, then shortened
         (in that order, so a cut can never leave part of a secret behind)."""
-        return self.scrub(server_message(response))[:limit]
+        return shorten(self.scrub(server_message(response)), limit)
 
     def scrub(self, text: str) -> str:
-        """Remove every secret this hook knows from ``text``."""
-        for secret in self._secrets():
-            if secret and len(secret) >= 4:
-                text = text.replace(secret, "***")
-        return text
+        """Remove every secret this hook knows from ``text``, raw or encoded (see
+        :mod:`~airflow_provider_cancel.hooks.scrub`)."""
+        return scrub(text, self.secrets())
 
-    def _secrets(self) -> list[str]:
-        conn = self.__dict__.get("connection")
-        return [str(conn.password)] if conn is not None and conn.password else []
+    def secrets(self) -> list[str]:
+        """The secrets this hook has seen: the connection's (as stored and as cleaned), plus
+        any an API module adds (WriteText's access tokens)."""
+        return list(self._known_secrets)
 
     # ------------------------------------------------------------------ public interface
     def cancel_job(self, job_id: str) -> CancelResult:
@@ -300,6 +239,10 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
                 return self.cancel_job(job_id)
             except CancelApiError as error:
                 return CancelResult(job_id, CancelOutcome.ERROR, message=self.scrub(str(error)))
+            except Exception as error:  # one job's surprise must not lose the whole report
+                reason = shorten(self.scrub(f"{type(error).__name__}: {error}"), 300)
+                self.log.error("%s: cancel of %r failed: %s", self.hook_name, job_id, reason)
+                return CancelResult(job_id, CancelOutcome.ERROR, message=reason)
 
         return self._for_each(cancel_one, job_ids, max_concurrency, "cancel")
 
@@ -310,12 +253,13 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         with progress in the log for long lists; results in the order of ``job_ids``."""
         from concurrent.futures import ThreadPoolExecutor
 
-        self.connection  # noqa: B018 - a broken connection fails here, before any request
         ids = [self._one_id(job_id) for job_id in job_ids]
         workers = max(1, min(max_concurrency, len(ids)))
-        if "transport" not in self.__dict__:
-            self.pool_size = max(self.pool_size, workers)
-        self.transport.session  # noqa: B018 - built once here, not raced for by the workers
+        if "transport" not in self.__dict__ and (self._arguments["pool_size"] or 0) < workers:
+            self._arguments["pool_size"] = workers
+            self.__dict__.pop("settings", None)  # resolved again with the larger pool
+        self.check_connection()  # a broken connection fails here, once, before any request
+        self.transport.prepare_sync()  # built here, not raced for by the worker threads
         step = max(1, len(ids) // 10)
         answered = itertools.count(1)
 
@@ -412,6 +356,54 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         return self.session
 
     # ------------------------------------------------------------------ flows
+    def read_after_cancel_flow(
+        self, job_id: str, response: ApiResponse, *, accepted: bool
+    ) -> Flow[CancelResult]:
+        """The job read once after a cancel answer that does not say what happened, and what
+        the two together mean (see :func:`~airflow_provider_cancel.answers.decide_after_read`).
+        ``accepted``: the answer was a yes (an empty or JSON 2xx)."""
+        answer = f"HTTP {response.status_code}"
+        if not accepted:
+            answer += f": {self.server_said(response)}"
+        try:
+            state = yield from self.status_flow(job_id)
+        except JobNotFoundError as missing:
+            if accepted:  # WriteText forgets requests soon after they end
+                return CancelResult(
+                    job_id, CancelOutcome.CANCELLING, message="cancel accepted; job now unknown"
+                )
+            return CancelResult(
+                job_id, CancelOutcome.NOT_FOUND, message=missing.server_message or "not found"
+            )
+        except CancelApiError as unread:
+            if not accepted:
+                raise
+            return CancelResult(
+                job_id,
+                CancelOutcome.CANCELLING,
+                message=f"cancel accepted; reading the job failed: {unread}",
+            )
+        return decide_after_read(state, cancel_accepted=accepted, cancel_answer=answer)
+
+    def cancel_answered_2xx_flow(self, job_id: str, response: ApiResponse) -> Flow[CancelResult]:
+        """A 2xx to a cancel. A status in its JSON body settles it; an answer that says nothing
+        (empty, HTML, JSON without a status) is confirmed by reading the job once, unless
+        ``confirm=False`` (then it is ``cancelling``, unread)."""
+        accepted = says_yes(response)
+        body = response.json() if accepted else None
+        if isinstance(body, dict) and isinstance(body.get("status"), str):
+            state = self.state_from_body(job_id, body)
+            settled = settled_by_status(state, cancel_accepted=True)
+            if settled is not None:
+                return settled
+            if state.status is JobStatus.CANCELLING:
+                return CancelResult.from_state(state, CancelOutcome.CANCELLING, "cancel accepted")
+        if not self.confirm:
+            return CancelResult(
+                job_id, CancelOutcome.CANCELLING, JobStatus.CANCELLING, None, "cancel accepted"
+            )
+        return (yield from self.read_after_cancel_flow(job_id, response, accepted=accepted))
+
     def _one_id(self, job_id: str) -> str:
         return validate_job_id(job_id, task=type(self).__name__)
 
@@ -425,7 +417,7 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         response = yield ApiRequest(
             method.upper(), path, call=f"{method.upper()} {path}", json=body
         )
-        if response.status_code >= 400:
+        if not 200 <= response.status_code < 300:
             raise self.error_for(response, call=f"{method.upper()} {path}")
         return self.parse_json(response, call=f"{method.upper()} {path}")
 
@@ -469,11 +461,13 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         elif code in (404, 410):
             kind, what = JobNotFoundError, "found no such job"
         elif code == 429:
-            kind, what = RateLimitedError, f"was rate limited after {self.retry_limit} retries"
+            retries = plural(self.settings.retry_limit, "retry", "retries")
+            kind, what = RateLimitedError, f"was rate limited after {retries}"
         elif code == 596:
             kind, what = ModerationPendingError, "is blocked by a pending moderation message"
         elif code >= 500:
-            kind, what = ServerError, f"failed with a server error after {self.retry_limit} retries"
+            retries = plural(self.settings.retry_limit, "retry", "retries")
+            kind, what = ServerError, f"failed with a server error after {retries}"
         return kind(
             f"{self.hook_name} {call} {what}",
             status_code=code,
@@ -484,6 +478,7 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
     # ------------------------------------------------------------------ running flows
     def run_flow(self, flow: Flow[T]) -> T:
         """Run a flow over the pooled ``requests`` session."""
+        self.check_connection()
         try:
             request = next(flow)
             while True:
@@ -493,6 +488,7 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
 
     async def arun_flow(self, flow: Flow[T]) -> T:
         """Run a flow over the event loop's pooled ``aiohttp`` client."""
+        self.check_connection()
         async with holding_async_clients():
             try:
                 request = next(flow)
@@ -504,18 +500,7 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
     @cached_property
     def transport(self) -> Transport:
         """Sends this hook's requests; built on first use, with the settings resolved then."""
-        return Transport(
-            hook_name=self.hook_name,
-            log=self.log,
-            scrub=self.scrub,
-            retry_limit=self.retry_limit,
-            retry_delay=self.retry_delay,
-            timeout=self.timeout,
-            connect_timeout=self.connect_timeout,
-            max_retry_wait=self.max_retry_wait,
-            verify=self.verify,
-            pool_size=self.pool_size,
-        )
+        return Transport(self.settings, hook_name=self.hook_name, log=self.log, scrub=self.scrub)
 
     @property
     def session(self) -> requests.Session:
@@ -540,7 +525,7 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
             self.log.info("%s: access token refused (401); fetching a new one", self.hook_name)
             base, headers = self.auth()
             response = self.transport.send(request, base, headers)
-        return response
+        return self._no_redirect(request, response)
 
     async def _asend(self, request: ApiRequest) -> ApiResponse:
         base, headers = await self.aauth() if request.authenticated else ("", {})
@@ -549,6 +534,20 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
             self.log.info("%s: access token refused (401); fetching a new one", self.hook_name)
             base, headers = await self.aauth()
             response = await self.transport.asend(request, base, headers)
+        return self._no_redirect(request, response)
+
+    def _no_redirect(self, request: ApiRequest, response: ApiResponse) -> ApiResponse:
+        """A redirect is never followed (it could carry the token elsewhere) and never read as
+        an answer: the API's documented calls do not redirect."""
+        if response.is_redirect:
+            target = response.headers.get("location")
+            where = f" to {shorten(self.scrub(target), 120)}" if target else ""
+            raise InvalidResponseError(
+                f"{self.hook_name} {request.call} was answered with a redirect{where}, which is "
+                "never followed: check the connection's host",
+                status_code=response.status_code,
+                job_id=request.job_id,
+            )
         return response
 
     async def aclose(self) -> None:

@@ -8,10 +8,12 @@ module only sends them, retries what is worth retrying, and reports an answer or
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import json
 import logging
+import math
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
@@ -19,7 +21,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_provider_cancel.exceptions import TransportError
+from airflow_provider_cancel.exceptions import (
+    CancelApiError,
+    InvalidResponseError,
+    TransportError,
+)
+from airflow_provider_cancel.hooks.settings import HookSettings
+from airflow_provider_cancel.messages import plural, shorten
 
 if TYPE_CHECKING:
     import aiohttp
@@ -54,8 +62,16 @@ class ApiResponse:
     text: str
 
     def json(self) -> Any:
-        """The parsed body; ``None`` when empty; raises ``ValueError`` when not JSON."""
-        return json.loads(self.text) if self.text.strip() else None
+        """The parsed body; ``None`` when empty; raises ``ValueError`` when not JSON (or
+        nested too deeply to parse)."""
+        try:
+            return json.loads(self.text) if self.text.strip() else None
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
+    @property
+    def is_redirect(self) -> bool:
+        return 300 <= self.status_code < 400
 
 
 Flow = Generator[ApiRequest, ApiResponse, T]
@@ -72,14 +88,17 @@ class _Retryable(Exception):
 
 
 def _retry_after_seconds(response: ApiResponse | None) -> float | None:
-    """``Retry-After`` as seconds (delta or HTTP date), if the response carries one."""
+    """``Retry-After`` as seconds (delta or HTTP date), if the response carries a usable one;
+    a negative, NaN or unparsable value is ignored (the backoff applies)."""
     value = response.headers.get("retry-after") if response else None
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -97,28 +116,17 @@ class Transport:
 
     def __init__(
         self,
+        settings: HookSettings,
         *,
         hook_name: str,
         log: logging.Logger,
         scrub: Callable[[str], str],
-        retry_limit: int,
-        retry_delay: float,
-        timeout: float,
-        connect_timeout: float,
-        max_retry_wait: float,
-        verify: bool,
-        pool_size: int,
     ) -> None:
+        self.settings = settings
         self.hook_name = hook_name
         self.log = log
         self.scrub = scrub
-        self.retry_limit = retry_limit
-        self.retry_delay = retry_delay
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self.max_retry_wait = max_retry_wait
-        self.verify = verify
-        self.pool_size = pool_size
+        self._environment: dict[str, dict[str, Any]] = {}
 
     def send(self, request: ApiRequest, base: str, headers: Mapping[str, str]) -> ApiResponse:
         from tenacity import Retrying
@@ -152,19 +160,20 @@ class Transport:
             wait_random,
         )
 
-        backoff = wait_exponential(multiplier=self.retry_delay, max=self.max_retry_wait) + (
-            wait_random(0, self.retry_delay)
-        )
+        settings = self.settings
+        backoff = wait_exponential(
+            multiplier=settings.retry_delay, max=settings.max_retry_wait
+        ) + wait_random(0, settings.retry_delay)
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
             server_says = _retry_after_seconds(getattr(error, "response", None))
             if server_says is not None:
-                return min(server_says, self.max_retry_wait)
+                return min(server_says, settings.max_retry_wait)
             return float(backoff(state))
 
         return {
-            "stop": stop_after_attempt(self.retry_limit + 1),
+            "stop": stop_after_attempt(settings.retry_limit + 1),
             "wait": wait,
             "retry": retry_if_exception_type(_Retryable),
             "before_sleep": self._log_retry,
@@ -193,16 +202,32 @@ class Transport:
         error = gave_up.error
         timed_out = "Timeout" in type(error).__name__
         reason = (
-            f"no answer within the timeout (connect {self.connect_timeout:g}s, "
-            f"read {self.timeout:g}s)"
+            f"no answer within the timeout (connect {self.settings.connect_timeout:g}s, "
+            f"read {self.settings.timeout:g}s)"
             if timed_out
-            else f"{type(error).__name__}: {self.scrub(str(error))[:200]}"
+            else f"{type(error).__name__}: {shorten(self.scrub(str(error)), 200)}"
         )
         raise TransportError(
-            f"{self.hook_name} {request.call} got no answer after {self.retry_limit + 1} "
-            f"attempts ({reason})",
+            f"{self.hook_name} {request.call} got no answer after "
+            f"{plural(self.settings.retry_limit + 1, 'attempt')} ({reason})",
             job_id=request.job_id,
         ) from None
+
+    def _too_large(self, request: ApiRequest, code: int) -> InvalidResponseError:
+        return InvalidResponseError(
+            f"{self.hook_name} {request.call}: the answer is larger than "
+            f"{self.settings.max_response_size} bytes (max_response_size); not read",
+            status_code=code,
+            job_id=request.job_id,
+        )
+
+    def _bad_header(self, request: ApiRequest) -> CancelApiError:
+        # The library's message quotes the header's value, which may be a secret: not shown.
+        return CancelApiError(
+            f"{self.hook_name} {request.call}: a request header holds a character HTTP "
+            "forbids (a line break or another control character)",
+            job_id=request.job_id,
+        )
 
     def _url(self, request: ApiRequest, base: str) -> str:
         return f"{request.base_url or base}{request.path}"
@@ -215,17 +240,24 @@ class Transport:
         return response
 
     # ------------------------------------------------------------------ transports
+    def prepare_sync(self) -> None:
+        """Build the pooled session now (before worker threads share it)."""
+        self.session.get_adapter("https://")
+
     @cached_property
     def session(self) -> requests.Session:
         """One pooled session per hook: every request of a bulk cancel reuses it."""
         import requests
-        from requests.adapters import HTTPAdapter
+
+        from airflow_provider_cancel.hooks.deadline import DeadlineAdapter
 
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0)
+        adapter = DeadlineAdapter(
+            pool_connections=4, pool_maxsize=self.settings.pool_size, max_retries=0
+        )
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        session.verify = self.verify
+        session.verify = self.settings.verify
         session.headers["User-Agent"] = _user_agent()
         return session
 
@@ -234,21 +266,21 @@ class Transport:
         """The running event loop's pooled client, shared by every hook with the same transport
         settings: a triggerer running many triggers keeps one pool of connections, and no poll
         builds a client. (A client cannot outlive its event loop, so each loop gets its own.)"""
-        import asyncio
+        return self._async_pool().client
 
-        loop_clients = _ASYNC_CLIENTS.setdefault(asyncio.get_running_loop(), {})
-        key = (self.verify, self.timeout, self.connect_timeout, self.pool_size)
-        client = loop_clients.get(key)
-        if client is None or client.closed:
+    def _async_pool(self) -> _AsyncPool:
+        loop_pools = _ASYNC_CLIENTS.setdefault(asyncio.get_running_loop(), {})
+        s = self.settings
+        key = (s.verify, s.timeout, s.connect_timeout, s.pool_size)
+        pool = loop_pools.get(key)
+        if pool is None or pool.client.closed:
             import aiohttp
 
-            client = loop_clients[key] = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.pool_size, ssl=self.verify),
+            client = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=s.pool_size, ssl=s.verify),
                 # total bounds the whole attempt, also an answer that trickles in
                 timeout=aiohttp.ClientTimeout(
-                    total=self.connect_timeout + self.timeout,
-                    sock_connect=self.connect_timeout,
-                    sock_read=self.timeout,
+                    total=s.attempt_seconds, sock_connect=s.connect_timeout, sock_read=s.timeout
                 ),
                 headers={"User-Agent": _user_agent()},
                 cookie_jar=aiohttp.DummyCookieJar(),
@@ -256,11 +288,14 @@ class Transport:
             # aiohttp silently resends a request whose kept-alive connection dropped; our
             # retry policy already decides that, the same way on the sync path.
             client._retry_connection = False
-        return client
+            pool = loop_pools[key] = _AsyncPool(client, asyncio.Semaphore(s.pool_size))
+        return pool
 
     def _attempt(self, request: ApiRequest, base: str, headers: Mapping[str, str]) -> ApiResponse:
         import requests
         import urllib3
+
+        from airflow_provider_cancel.hooks.deadline import deadline
 
         started = time.monotonic()
         url = self._url(request, base)
@@ -270,20 +305,27 @@ class Transport:
         prepared = requests.PreparedRequest()
         prepared.prepare_method(request.method)
         prepared.url = url
-        prepared.prepare_headers({**self.session.headers, **headers, **request.headers})
-        prepared.prepare_body(None, None, request.json)
-        settings = self._environment_settings(url)
         try:
-            answer = self.session.send(
-                prepared,
-                timeout=(self.connect_timeout, self.timeout),
-                allow_redirects=False,
-                **settings,  # stream=True: the body is read under a deadline below
-            )
-            body = _read_before(answer, started + self.connect_timeout + self.timeout)
-            response = ApiResponse(
-                answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, body
-            )
+            prepared.prepare_headers({**self.session.headers, **headers, **request.headers})
+        except ValueError:
+            raise self._bad_header(request) from None
+        prepared.prepare_body(None, None, request.json)
+        prepared.prepare_cookies(None)
+        environment = self._environment_settings(url)
+        # The adapter, not Session.send: the session would read a redirect's whole body to
+        # follow it (even with allow_redirects=False), unbounded; we never follow redirects.
+        adapter = self.session.get_adapter(url)
+        try:
+            with deadline(started + self.settings.attempt_seconds):
+                answer = adapter.send(
+                    prepared,
+                    timeout=(self.settings.connect_timeout, self.settings.timeout),
+                    **environment,  # stream=True: the body is read, capped, below
+                )
+                try:
+                    body = _read_capped(answer, self.settings.max_response_size)
+                finally:
+                    answer.close()
         except (
             requests.ConnectionError,
             requests.Timeout,
@@ -292,53 +334,67 @@ class Transport:
         ) as error:
             self._log_request(request, None, started)
             raise _Retryable(error=error) from None
+        if body is None:
+            raise self._too_large(request, answer.status_code)
+        text = body.decode(answer.encoding or "utf-8", errors="replace")
+        response = ApiResponse(
+            answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, text
+        )
         self._log_request(request, response, started)
         return self._check_retryable(response)
 
     async def _aattempt(
         self, request: ApiRequest, base: str, headers: Mapping[str, str]
     ) -> ApiResponse:
-        import asyncio
-
         import aiohttp
         import yarl
 
-        started = time.monotonic()
-        try:
-            async with self.async_client.request(
-                request.method,
-                yarl.URL(self._url(request, base), encoded=True),  # already encoded exactly
-                json=request.json,
-                headers={**headers, **request.headers},
-                allow_redirects=False,
-            ) as answer:
-                body = await answer.read()
-                response = ApiResponse(
-                    answer.status,
-                    {k.lower(): v for k, v in answer.headers.items()},
-                    body.decode(answer.charset or "utf-8", errors="replace"),
-                )
-        except (
-            aiohttp.ClientConnectionError,
-            aiohttp.ClientPayloadError,
-            aiohttp.ClientResponseError,  # a malformed answer, before any status is known
-            asyncio.TimeoutError,
-        ) as error:
-            self._log_request(request, None, started)
-            raise _Retryable(error=error) from None
+        pool = self._async_pool()
+        # Waiting for a pooled connection is not part of the request's time: the semaphore
+        # (one slot per pooled connection) is taken before aiohttp's clock starts.
+        async with pool.slots:
+            started = time.monotonic()
+            try:
+                async with pool.client.request(
+                    request.method,
+                    yarl.URL(self._url(request, base), encoded=True),  # already encoded exactly
+                    json=request.json,
+                    headers={**headers, **request.headers},
+                    allow_redirects=False,
+                ) as answer:
+                    body = await _aread_capped(answer, self.settings.max_response_size)
+                    if body is None:
+                        raise self._too_large(request, answer.status)
+                    response = ApiResponse(
+                        answer.status,
+                        {k.lower(): v for k, v in answer.headers.items()},
+                        body.decode(answer.charset or "utf-8", errors="replace"),
+                    )
+            except (
+                aiohttp.ClientConnectionError,
+                aiohttp.ClientPayloadError,
+                aiohttp.ClientResponseError,  # a malformed answer, before any status is known
+                asyncio.TimeoutError,
+            ) as error:
+                self._log_request(request, None, started)
+                raise _Retryable(error=error) from None
+            except ValueError:  # aiohttp refuses a header value with a line break
+                raise self._bad_header(request) from None
         self._log_request(request, response, started)
         return self._check_retryable(response)
 
     def _environment_settings(self, url: str) -> dict[str, Any]:
-        """Proxies, CA bundle and streaming for ``url``'s origin, read once per hook: requests
-        would re-scan the environment on every send (a quarter of a call's CPU)."""
+        """Proxies, CA bundle, certificates and streaming for ``url``'s origin, read once per
+        hook: requests would re-scan the environment on every send (a quarter of a call's
+        CPU)."""
         origin = "/".join(url.split("/", 3)[:3])
-        cache: dict[str, Any] = self.__dict__.setdefault("_environment", {})
-        if origin not in cache:
-            cache[origin] = self.session.merge_environment_settings(
-                origin, {}, True, self.verify, None
+        if origin not in self._environment:
+            self._environment[origin] = dict(
+                self.session.merge_environment_settings(
+                    origin, {}, True, self.settings.verify, None
+                )
             )
-        return cache[origin]  # type: ignore[no-any-return]
+        return self._environment[origin]
 
     def _log_request(
         self, request: ApiRequest, response: ApiResponse | None, started: float
@@ -357,27 +413,50 @@ class Transport:
         if "session" in self.__dict__:
             self.session.close()
             del self.__dict__["session"]
-        self.__dict__.pop("_environment", None)
+        self._environment.clear()
 
 
-def _read_before(answer: requests.Response, deadline: float) -> str:
-    """The body of a streamed answer, or ``requests.Timeout`` once ``deadline`` passes:
-    requests times each socket read, so a server that trickles bytes could otherwise hold a
-    task for as long as it likes. ``read1`` returns whatever one read brings, so the deadline
-    is checked at least once per read timeout."""
-    import requests
+def _declared_too_large(length: str | None, cap: int) -> bool:
+    return bool(length and length.strip().isdigit() and int(length) > cap)
 
-    chunks = []
+
+def _read_capped(answer: requests.Response, cap: int) -> bytes | None:
+    """A streamed body (decoded from gzip etc.), or ``None`` once it passes ``cap`` bytes: an
+    endless body costs at most ``cap`` of memory. The whole-answer deadline is the
+    connection's (see :mod:`~airflow_provider_cancel.hooks.deadline`)."""
+    if _declared_too_large(answer.headers.get("content-length"), cap):
+        return None
+    chunks, size = [], 0
     while chunk := answer.raw.read1(65536, decode_content=True):
+        size += len(chunk)
+        if size > cap:
+            return None
         chunks.append(chunk)
-        if time.monotonic() > deadline:
-            answer.close()
-            raise requests.Timeout("the answer did not arrive within the timeout")
-    answer.close()  # the body is fully read: the connection goes back to the pool
-    return b"".join(chunks).decode(answer.encoding or "utf-8", errors="replace")
+    return b"".join(chunks)
 
 
-_ASYNC_CLIENTS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], aiohttp.ClientSession]] = (
+async def _aread_capped(answer: aiohttp.ClientResponse, cap: int) -> bytes | None:
+    """Async twin of :func:`_read_capped`."""
+    if _declared_too_large(answer.headers.get("content-length"), cap):
+        return None
+    chunks, size = [], 0
+    async for chunk in answer.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > cap:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@dataclass(frozen=True)
+class _AsyncPool:
+    """An event loop's shared client, and one slot per connection it may hold open."""
+
+    client: aiohttp.ClientSession
+    slots: asyncio.Semaphore
+
+
+_ASYNC_CLIENTS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], _AsyncPool]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -390,8 +469,6 @@ async def holding_async_clients() -> AsyncIterator[None]:
     """Keep the running loop's shared clients open for the block; the last block to end
     closes them. A trigger holds them for its whole life, so its polls (and every other
     trigger's) reuse one pool; a lone ``await hook.aget_job(...)`` leaves nothing open."""
-    import asyncio
-
     loop = asyncio.get_running_loop()
     _HOLDERS[loop] = _HOLDERS.get(loop, 0) + 1
     try:
@@ -405,10 +482,8 @@ async def holding_async_clients() -> AsyncIterator[None]:
 
 async def close_async_clients() -> None:
     """Close the running event loop's shared async clients now."""
-    import asyncio
-
-    for client in _ASYNC_CLIENTS.pop(asyncio.get_running_loop(), {}).values():
-        await client.close()
+    for pool in _ASYNC_CLIENTS.pop(asyncio.get_running_loop(), {}).values():
+        await pool.client.close()
 
 
 def _user_agent() -> str:

@@ -5,13 +5,9 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from airflow_provider_cancel.exceptions import ConnectionConfigError, JobNotFoundError
-from airflow_provider_cancel.hooks.base import (
-    JobApiHook,
-    decide_after_read,
-    settled_by_status,
-)
-from airflow_provider_cancel.hooks.transport import ApiRequest, ApiResponse, Flow
+from airflow_provider_cancel.exceptions import ConnectionConfigError
+from airflow_provider_cancel.hooks.base import JobApiHook
+from airflow_provider_cancel.hooks.transport import ApiRequest, Flow
 from airflow_provider_cancel.job_ids import encode_path_segment, encode_query_value
 from airflow_provider_cancel.status import (
     CancelOutcome,
@@ -97,8 +93,7 @@ class UseApiHook(JobApiHook):
             )
         return version
 
-    def _check_connection(self, conn: Any) -> None:
-        super()._check_connection(conn)
+    def _check_extras(self, conn: Any) -> None:
         self._api_version(conn)
 
     def auth(self) -> tuple[str, dict[str, str]]:
@@ -135,31 +130,15 @@ class UseApiHook(JobApiHook):
             return CancelResult(
                 job_id, CancelOutcome.CANCELLED, JobStatus.CANCELLED, None, "cancelled"
             )
-        if code == 200:
-            decided = self._decide_from_answer(job_id, response)
-            if decided is not None:
-                return decided
-        elif code not in AMBIGUOUS_REFUSALS:
+        if 200 <= code < 300:
+            return (yield from self.cancel_answered_2xx_flow(job_id, response))
+        if code not in AMBIGUOUS_REFUSALS:
             raise self.error_for(response, call="cancel", job_id=job_id)
-        # The answer does not say what happened to the job: read it.
-        try:
-            state = yield from self.status_flow(job_id)
-        except JobNotFoundError as missing:
-            return CancelResult(
-                job_id, CancelOutcome.NOT_FOUND, message=missing.server_message or "job not found"
-            )
-        answer = f"HTTP {code}: {self.server_said(response)}" if code != 200 else "HTTP 200"
-        return decide_after_read(state, cancel_accepted=code == 200, cancel_answer=answer)
+        # A refusal that may mean "it had ended already": read the job to find out.
+        return (yield from self.read_after_cancel_flow(job_id, response, accepted=False))
 
-    def _decide_from_answer(self, job_id: str, response: ApiResponse) -> CancelResult | None:
-        """A 200 whose body states the job's status settles it; anything vaguer does not."""
-        try:
-            body = response.json()
-        except ValueError:
-            return None
-        if not isinstance(body, dict) or not isinstance(body.get("status"), str):
-            return None
-        return settled_by_status(job_state(job_id, body, self.api_version), cancel_accepted=True)
+    def state_from_body(self, job_id: str, body: Any) -> JobState:
+        return job_state(job_id, body, self.api_version)
 
     def test_flow(self) -> Flow[str]:
         response = yield ApiRequest("GET", "/v2/account", call="account")

@@ -4,30 +4,29 @@ generation requests and their statuses."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime
 import hashlib
+import re
 import threading
 import time
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_cancel._compat import mask_secret
 from airflow_provider_cancel.exceptions import (
     AuthenticationError,
+    CancelApiError,
     ConnectionConfigError,
     InvalidResponseError,
-    JobNotFoundError,
 )
-from airflow_provider_cancel.hooks.base import (
-    JobApiHook,
-    decide_after_read,
-    settled_by_status,
-)
-from airflow_provider_cancel.hooks.transport import ApiRequest, ApiResponse, Flow
+from airflow_provider_cancel.hooks.base import JobApiHook
+from airflow_provider_cancel.hooks.transport import ApiRequest, Flow
 from airflow_provider_cancel.job_ids import encode_path_segment
+from airflow_provider_cancel.messages import shorten
 from airflow_provider_cancel.status import (
     CancelOutcome,
     CancelResult,
@@ -53,6 +52,22 @@ EXPIRY_TIME_FIELDS = ("expires", "expiresAt", "expires_at", "expiration", "expir
 DEFAULT_LIFETIME = 24 * 3600.0
 REFRESH_MARGIN = 300.0
 """Refresh this long before expiry (or at 90 % of a shorter lifetime)."""
+FAILURE_REUSE_SECONDS = 10.0
+"""A failed token exchange is the answer for every caller waiting on it and for this long
+after: a bulk cancel with a wrong key makes one token request, not one per job."""
+
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"|\[[0-9A-Fa-f:.]+\]"
+)
+
+
+def job_state(job_id: str, body: Any) -> JobState:
+    """Normalise a WriteText request body (``docs/statuses.md``)."""
+    raw = body.get("status") if isinstance(body, dict) else None
+    return JobState(
+        job_id, map_raw_status(raw, STATUSES), raw if isinstance(raw, str) else None, body
+    )
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,44 @@ class AccessToken:
     region_url: str
     expires_at: float
     refresh_at: float
+    after_refusal: bool = False
+    """Fetched because a job call refused the previous token (401)."""
+    obtained: float = field(default_factory=time.monotonic)
+
+
+def region_url(region: str, token_url: str) -> str:
+    """The base URL of a region given as a host with an optional port (``api-eu.writetext.ai``,
+    ``127.0.0.1:8081``), or ``ValueError`` saying why it is not one. A scheme may come with it,
+    but never one that moves the access token from https to plain http; a path, query,
+    fragment or user info never."""
+    scheme = urlsplit(token_url).scheme or "https"
+    text = region.strip()
+    if "://" in text:
+        given, text = text.split("://", 1)
+        given = given.lower()
+        if given not in ("http", "https"):
+            raise ValueError(f"scheme {given!r} is not http or https")
+        if scheme == "https" and given == "http":
+            raise ValueError("it would send the access token over plain http")
+        scheme = given
+    text = text.removesuffix("/")
+    host, port = text, ""
+    if not text.endswith("]") and ":" in text:
+        host, port = text.rsplit(":", 1)
+    if not _HOST.fullmatch(host) or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise ValueError("it is not a host with an optional port")
+    return f"{scheme}://{text}"
+
+
+def _clean_token(value: str) -> str:
+    token = value.strip()
+    if any(ord(char) < 33 or 127 <= ord(char) < 160 for char in token):
+        # It could never be sent as a header; its value is not shown.
+        raise InvalidResponseError(
+            "WriteText.ai token answer: the access token contains whitespace or a control "
+            "character (such as a line break); refused"
+        )
+    return token
 
 
 def parse_token_answer(body: Any, token_url: str, region_override: str | None) -> AccessToken:
@@ -76,13 +129,17 @@ def parse_token_answer(body: Any, token_url: str, region_override: str | None) -
     region = region_override or body.get("region")
     if not isinstance(region, str) or not region.strip():
         region = urlsplit(token_url).netloc
-    region = region.strip().rstrip("/")
-    if "://" not in region:
-        region = f"{urlsplit(token_url).scheme or 'https'}://{region}"
+    try:
+        base = region_url(region, token_url)
+    except ValueError as why:
+        raise InvalidResponseError(
+            f"WriteText.ai token answer: region {shorten(region, 80)!r} refused ({why}); "
+            "no request was sent there"
+        ) from None
     now = time.time()
     lifetime = _lifetime(body, now)
     margin = min(REFRESH_MARGIN, lifetime * 0.1)
-    return AccessToken(token, region, now + lifetime, now + lifetime - margin)
+    return AccessToken(_clean_token(token), base, now + lifetime, now + lifetime - margin)
 
 
 def _lifetime(body: Mapping[str, Any], now: float) -> float:
@@ -134,6 +191,8 @@ class _TokenCache:
     def __init__(self) -> None:
         self._tokens: dict[str, AccessToken] = {}
         self._issued: dict[str, list[str]] = {}
+        self._failures: dict[str, tuple[CancelApiError, float]] = {}
+        self._refused: set[str] = set()
         self._thread_locks: dict[str, threading.Lock] = {}
         self._loop_locks: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, asyncio.Lock]
@@ -144,21 +203,45 @@ class _TokenCache:
         token = self._tokens.get(key)
         return token if token is not None and time.time() < token.refresh_at else None
 
-    def store(self, key: str, token: AccessToken) -> None:
+    def store(self, key: str, token: AccessToken) -> AccessToken:
         with self._guard:
+            if key in self._refused:
+                self._refused.discard(key)
+                token = replace(token, after_refusal=True)
             self._tokens[key] = token
             self._issued.setdefault(key, []).append(token.token)
+            self._failures.pop(key, None)
+        return token
+
+    def failed(self, key: str, error: CancelApiError) -> None:
+        """Remember a failed exchange for the callers waiting on it and those right after."""
+        with self._guard:
+            self._failures[key] = (error, time.monotonic())
+
+    def recent_failure(self, key: str) -> CancelApiError | None:
+        """A copy of the last failed exchange for ``key``, if it is recent."""
+        error, at = self._failures.get(key, (None, 0.0))
+        if error is None or time.monotonic() - at > FAILURE_REUSE_SECONDS:
+            return None
+        return copy.copy(error)  # each raise gets its own traceback
 
     def issued(self, key: str) -> list[str]:
         """Every token this process got for ``key``: error texts are scrubbed of all of them."""
         return list(self._issued.get(key, ()))
 
     def forget(self, key: str, token: str) -> bool:
-        """Drop ``token`` if it is still the cached one; True either way (retry is worth it)."""
+        """A job call refused ``token`` (401): drop it, so the next caller fetches a new one.
+        True when a retry with a new token is worth it; False when the refused token was
+        itself fetched after a refusal moments ago (fetching more would not help, and a
+        bulk would fetch once per job)."""
         with self._guard:
             cached = self._tokens.get(key)
             if cached is not None and cached.token == token:
+                recent = time.monotonic() - cached.obtained < FAILURE_REUSE_SECONDS
+                if cached.after_refusal and recent:
+                    return False
                 del self._tokens[key]
+                self._refused.add(key)
         return True
 
     def thread_lock(self, key: str) -> threading.Lock:
@@ -174,6 +257,8 @@ class _TokenCache:
         with self._guard:
             self._tokens.clear()
             self._issued.clear()
+            self._failures.clear()
+            self._refused.clear()
 
 
 TOKEN_CACHE = _TokenCache()
@@ -202,10 +287,16 @@ class WriteTextHook(JobApiHook):
     default_host = "https://api.writetext.ai"
     secret_label = "API key"
 
+    _token_key: str | None = None
+    """The token cache's key for this hook's connection, once known."""
+
     @property
     def _cache_key(self) -> str:
         fingerprint = hashlib.sha256(self.secret.encode()).hexdigest()[:16]
-        return f"{self.conn_id}|{self.base_url}|{self.extra_value('region')}|{fingerprint}"
+        self._token_key = (
+            f"{self.conn_id}|{self.base_url}|{self.extra_value('region')}|{fingerprint}"
+        )
+        return self._token_key
 
     def token_request(self) -> ApiRequest:
         return ApiRequest(
@@ -258,8 +349,12 @@ class WriteTextHook(JobApiHook):
             with TOKEN_CACHE.thread_lock(key):
                 token = TOKEN_CACHE.valid(key)
                 if token is None:
-                    token = self.run_flow(self.token_flow())
-                    TOKEN_CACHE.store(key, token)
+                    self._raise_recent_failure(key)
+                    try:
+                        token = TOKEN_CACHE.store(key, self.run_flow(self.token_flow()))
+                    except CancelApiError as error:
+                        TOKEN_CACHE.failed(key, error)
+                        raise
         return self._headers(token)
 
     async def aauth(self) -> tuple[str, dict[str, str]]:
@@ -269,40 +364,60 @@ class WriteTextHook(JobApiHook):
             async with TOKEN_CACHE.loop_lock(key):
                 token = TOKEN_CACHE.valid(key)
                 if token is None:
-                    token = await self.arun_flow(self.token_flow())
-                    TOKEN_CACHE.store(key, token)
+                    self._raise_recent_failure(key)
+                    try:
+                        token = TOKEN_CACHE.store(key, await self.arun_flow(self.token_flow()))
+                    except CancelApiError as error:
+                        TOKEN_CACHE.failed(key, error)
+                        raise
         return self._headers(token)
+
+    def _raise_recent_failure(self, key: str) -> None:
+        failure = TOKEN_CACHE.recent_failure(key)
+        if failure is not None:
+            self.log.debug("WriteText.ai: the token exchange failed moments ago; not repeated")
+            raise failure
 
     def forget_auth(self, used_headers: Mapping[str, str]) -> bool:
         used = used_headers.get("Authorization", "").removeprefix("Bearer ")
         return TOKEN_CACHE.forget(self._cache_key, used)
 
-    def _secrets(self) -> list[str]:
-        secrets = super()._secrets()
-        if "connection" in self.__dict__:
-            secrets.extend(TOKEN_CACHE.issued(self._cache_key))
-        return secrets
+    def secrets(self) -> list[str]:
+        """The API key, and every access token this process was issued for it."""
+        known = super().secrets()
+        if self._token_key is not None:
+            known.extend(TOKEN_CACHE.issued(self._token_key))
+        return known
 
-    @staticmethod
-    def job_state(job_id: str, body: Any) -> JobState:
-        raw = body.get("status") if isinstance(body, dict) else None
-        return JobState(
-            job_id, map_raw_status(raw, STATUSES), raw if isinstance(raw, str) else None, body
-        )
+    def _check_extras(self, conn: Any) -> None:
+        region = self.extra_value("region", conn)
+        if region is None:
+            return
+        try:
+            region_url(str(region), self.base_url)
+        except ValueError as why:
+            raise ConnectionConfigError(
+                f"Connection {self.conn_id!r}: region {shorten(str(region), 80)!r} is not "
+                f"usable ({why}); give a host such as api-eu.writetext.ai"
+            ) from None
+
+    def state_from_body(self, job_id: str, body: Any) -> JobState:
+        return job_state(job_id, body)
 
     def status_flow(self, job_id: str) -> Flow[JobState]:
         path = f"/text/Generate/Bulk/{encode_path_segment(job_id)}"
         response = yield ApiRequest("GET", path, call="status", job_id=job_id)
         if response.status_code != 200:
             raise self.error_for(response, call="status", job_id=job_id)
-        return self.job_state(job_id, self.parse_job_body(response, call="status", job_id=job_id))
+        body = self.parse_job_body(response, call="status", job_id=job_id)
+        return self.state_from_body(job_id, body)
 
     def cancel_flow(self, job_id: str) -> Flow[CancelResult]:
         path = f"/text/Generate/Bulk/{encode_path_segment(job_id)}/cancel"
         response = yield ApiRequest("POST", path, call="cancel", job_id=job_id)
         code = response.status_code
-        if code in (200, 202, 204):
-            return self._accepted(job_id, response)
+        if 200 <= code < 300:  # documented: 200 and the request moves to Cancelling
+            return (yield from self.cancel_answered_2xx_flow(job_id, response))
         if code == 404:
             # WriteText forgets finished requests, so "not found" may also mean "long done".
             return CancelResult(
@@ -310,35 +425,8 @@ class WriteTextHook(JobApiHook):
             )
         if code not in (400, 409, 422):
             raise self.error_for(response, call="cancel", job_id=job_id)
-        try:
-            state = yield from self.status_flow(job_id)
-        except JobNotFoundError as missing:
-            return CancelResult(
-                job_id, CancelOutcome.NOT_FOUND, message=missing.server_message or "not found"
-            )
-        return decide_after_read(
-            state,
-            cancel_accepted=False,
-            cancel_answer=f"HTTP {code}: {self.server_said(response)}",
-        )
-
-    def _accepted(self, job_id: str, response: ApiResponse) -> CancelResult:
-        """A 2xx: the request moves to Cancelling (no body is documented; use one if given)."""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        state = self.job_state(job_id, body)
-        settled = settled_by_status(state, cancel_accepted=True)
-        if settled is not None:
-            return settled
-        return CancelResult(
-            job_id,
-            CancelOutcome.CANCELLING,
-            JobStatus.CANCELLING,
-            state.raw_status,
-            "cancel accepted",
-        )
+        # A refusal that may mean "it had ended already": read the job to find out.
+        return (yield from self.read_after_cancel_flow(job_id, response, accepted=False))
 
     def test_flow(self) -> Flow[str]:
         response = yield ApiRequest("GET", "/text/Credit", call="credit")

@@ -30,6 +30,10 @@ class CancelJobOperator(BaseOperator):
         literal is read back as a list; ints are converted to strings).
     :param max_concurrency: cancel calls in flight at once.
     :param fail_on_not_found: fail the task when the API does not know a job (404).
+    :param confirm: read a job once when the cancel's answer does not say what happened (an
+        empty or non-JSON 2xx), so the report says what really did: a finished job is
+        ``already_finished``, a job still running after a non-API answer is ``error``. With
+        ``False`` such answers are reported as ``cancelling`` unread (one round trip per job).
     :param hook_params: passed to the hook, e.g. ``{"retry_limit": 5, "timeout": 10}``.
 
     Returns (XCom) ``{job_id: {"outcome", "status", "raw_status", "message"}}``.
@@ -53,6 +57,7 @@ class CancelJobOperator(BaseOperator):
         job_id: Any,
         max_concurrency: int = 16,
         fail_on_not_found: bool = True,
+        confirm: bool = True,
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -66,6 +71,7 @@ class CancelJobOperator(BaseOperator):
         self.job_id = job_id
         self.max_concurrency = max_concurrency
         self.fail_on_not_found = fail_on_not_found
+        self.confirm = confirm
         self.hook_params = hook_params or {}
 
     @cached_property
@@ -73,7 +79,8 @@ class CancelJobOperator(BaseOperator):
         from airflow_provider_cancel.hooks import hook_for_connection
 
         return hook_for_connection(
-            self.conn_id, {"pool_size": self.max_concurrency, **self.hook_params}
+            self.conn_id,
+            {"pool_size": self.max_concurrency, "confirm": self.confirm, **self.hook_params},
         )
 
     def execute(self, context: Context) -> dict[str, dict[str, Any]]:

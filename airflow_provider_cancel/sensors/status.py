@@ -168,9 +168,17 @@ class JobStatusSensor(BaseSensorOperator):
             if self.poke(context):
                 self.log.info("Every job already has a success status; not deferring")
                 return None
+        except AirflowSkipException:
+            raise
         except AirflowFailException as error:
             if self.soft_fail:
                 raise AirflowSkipException(f"Skipping (soft_fail): {error}") from error
+            if getattr(self, "never_fail", False):  # Airflow 3: as in poke mode
+                raise AirflowSkipException(f"Skipping (never_fail): {error}") from error
+            raise
+        except Exception as error:
+            if getattr(self, "never_fail", False):
+                raise AirflowSkipException(f"Skipping (never_fail): {error}") from error
             raise
         from airflow_provider_cancel.triggers.status import JobStatusTrigger
 

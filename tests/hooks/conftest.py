@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,7 +120,7 @@ def fake_api() -> Iterator[FakeApi]:
             status, content, answer_headers = api.answer(method, url, headers, body)
             if status is DROP:
                 raise aiohttp.ServerDisconnectedError("Connection reset by peer")
-            self.status, self.content = status, content
+            self.status, self.body = status, content
             self.headers = CaseInsensitiveDict(answer_headers)
             self.charset = None
             return self
@@ -129,7 +129,15 @@ def fake_api() -> Iterator[FakeApi]:
             return None
 
         async def read(self) -> bytes:
-            return self.content
+            return self.body
+
+        @property
+        def content(self) -> FakeAnswer:
+            return self
+
+        async def iter_chunked(self, size: int) -> AsyncIterator[bytes]:
+            for start in range(0, len(self.body), size):
+                yield self.body[start : start + size]
 
     def fake_request(
         session: aiohttp.ClientSession, method: str, url: Any, **kwargs: Any

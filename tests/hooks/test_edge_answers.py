@@ -119,7 +119,7 @@ def test_an_expiry_that_is_not_a_point_in_time_falls_back_to_the_default(expires
 def test_a_zero_timeout_is_refused_up_front(set_connection: Any, name: str) -> None:
     conn_id = set_connection("ua_zero", "useapi", password="tok-123456", extra={name: 0})
     with pytest.raises(ConnectionConfigError, match=f"{name} must be > 0"):
-        UseApiHook(conn_id).connection  # noqa: B018
+        UseApiHook(conn_id).check_connection()
 
 
 @pytest.fixture

@@ -87,11 +87,11 @@ def test_connection_settings(set_connection):
     h = UseApiHook("u", retry_delay=0.5)
     assert h.base_url == "https://example.test"
     assert h.api_version == "v3"
-    assert h.retry_limit == 7
-    assert h.retry_delay == 0.5
-    assert h.timeout == 12.0
-    assert h.verify is True
-    assert UseApiHook("u", retry_limit=1, api_version="v2").retry_limit == 1
+    assert h.settings.retry_limit == 7
+    assert h.settings.retry_delay == 0.5
+    assert h.settings.timeout == 12.0
+    assert h.settings.verify is True
+    assert UseApiHook("u", retry_limit=1, api_version="v2").settings.retry_limit == 1
     assert UseApiHook("u", api_version="v2").api_version == "v2"
 
 

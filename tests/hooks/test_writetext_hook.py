@@ -160,21 +160,63 @@ def test_status_of_missing_request_raises(emulator, writetext_conn, run_hook):
 @pytest.mark.parametrize(
     ("code", "body", "outcome", "status"),
     [
-        (200, "", CancelOutcome.CANCELLING, JobStatus.CANCELLING),
-        (202, "", CancelOutcome.CANCELLING, JobStatus.CANCELLING),
-        (204, "", CancelOutcome.CANCELLING, JobStatus.CANCELLING),
         (200, '{"status": "Cancelling"}', CancelOutcome.CANCELLING, JobStatus.CANCELLING),
         (200, '{"status": "Cancelled"}', CancelOutcome.CANCELLED, JobStatus.CANCELLED),
         (200, '{"status": "Completed"}', CancelOutcome.ALREADY_FINISHED, JobStatus.COMPLETED),
-        (200, "OK", CancelOutcome.CANCELLING, JobStatus.CANCELLING),
     ],
 )
-def test_cancel_2xx_answers(scripted, fake_api, run_hook, code, body, outcome, status):
+def test_cancel_2xx_answers_with_a_status_settle_it(
+    scripted, fake_api, run_hook, code, body, outcome, status
+):
     fake_api.token()
     fake_api.add("POST", cancel_url(), code, body=body)
     result = run_hook(hook(scripted), "cancel_job", REQ)
-    assert result.outcome is outcome
-    assert result.status is status
+    assert (result.outcome, result.status) == (outcome, status)
+    assert fake_api.count(job_url()) == 0  # nothing left to read
+
+
+@pytest.mark.parametrize(
+    ("code", "body", "reads", "outcome", "status"),
+    [
+        # WriteText's documented answer: 200, no body; the read says what happened.
+        (200, "", "Cancelling", CancelOutcome.CANCELLING, JobStatus.CANCELLING),
+        (204, "", "Cancelled", CancelOutcome.CANCELLED, JobStatus.CANCELLED),
+        (202, "", "Completed", CancelOutcome.ALREADY_FINISHED, JobStatus.COMPLETED),
+        (200, "", "Running", CancelOutcome.CANCELLING, JobStatus.RUNNING),
+        (200, "{}", "Completed", CancelOutcome.ALREADY_FINISHED, JobStatus.COMPLETED),
+        # Not the API saying yes (a login page, a cut body): a running job was not stopped.
+        (200, "<html>login</html>", "Running", CancelOutcome.ERROR, JobStatus.RUNNING),
+        (200, '{"status": "Canc', "Running", CancelOutcome.ERROR, JobStatus.RUNNING),
+        (200, "OK", "Completed", CancelOutcome.ALREADY_FINISHED, JobStatus.COMPLETED),
+    ],
+)
+def test_cancel_2xx_answers_that_say_nothing_are_confirmed_by_one_read(
+    scripted, fake_api, run_hook, code, body, reads, outcome, status
+):
+    fake_api.token()
+    fake_api.add("POST", cancel_url(), code, body=body)
+    fake_api.add("GET", job_url(), json={"id": REQ, "status": reads})
+    result = run_hook(hook(scripted), "cancel_job", REQ)
+    assert (result.outcome, result.status, result.raw_status) == (outcome, status, reads)
+    assert fake_api.count(job_url()) == 1
+
+
+@pytest.mark.parametrize("body", ["", "<html>login</html>", "{}"])
+def test_confirm_false_skips_the_read(scripted, fake_api, run_hook, body):
+    fake_api.token()
+    fake_api.add("POST", cancel_url(), 200, body=body)
+    result = run_hook(hook(scripted, confirm=False), "cancel_job", REQ)
+    assert (result.outcome, result.status) == (CancelOutcome.CANCELLING, JobStatus.CANCELLING)
+    assert fake_api.count(job_url()) == 0
+
+
+def test_accepted_cancel_then_a_missing_request_is_cancelling(scripted, fake_api, run_hook):
+    fake_api.token()
+    fake_api.add("POST", cancel_url(), 200, body="")
+    fake_api.add("GET", job_url(), 404, json={"error": "Not found"})
+    result = run_hook(hook(scripted), "cancel_job", REQ)
+    assert result.outcome is CancelOutcome.CANCELLING
+    assert "now unknown" in result.message
 
 
 @pytest.mark.parametrize("code", [400, 409])
@@ -299,6 +341,7 @@ def test_region_connection_errors_retried(scripted, fake_api, run_hook):
     fake_api.token()
     fake_api.add("POST", cancel_url(), DROP)
     fake_api.add("POST", cancel_url(), 200, body="")
+    fake_api.add("GET", job_url(), json={"id": REQ, "status": "Cancelling"})
     result = run_hook(hook(scripted, retry_limit=2), "cancel_job", REQ)
     assert result.outcome is CancelOutcome.CANCELLING
     assert fake_api.count(cancel_url()) == 2
@@ -325,7 +368,7 @@ def test_one_token_request_across_many_calls(emulator, writetext_conn, run_hook)
     for job_id in ids:
         run_hook(hook(), "cancel_job", job_id)
     assert emulator.counters["token_requests"] == 1
-    assert emulator.counters["status_requests"] == 15
+    assert emulator.counters["status_requests"] == 15 + 5  # each cancel confirmed by a read
     assert emulator.counters["cancel_requests"] == 5
 
 
@@ -557,7 +600,7 @@ def test_calls_go_to_the_region_port(emulator, writetext_conn, run_hook):
     (token,) = calls(emulator, "token")
     assert token["port"] == emulator.port
     jobs = calls(emulator, "status") + calls(emulator, "cancel")
-    assert len(jobs) == 2
+    assert len(jobs) == 3  # read, cancel, the read that confirms it
     assert {e["port"] for e in jobs} == {emulator.region_port}
     assert emulator.region_port != emulator.port
 
@@ -581,7 +624,7 @@ def test_region_extra_overrides_token_answer(set_connection, fake_api, run_hook)
     fake_api.token(region="api-eu.writetext.ai")
     us = "https://api-us.writetext.ai"
     fake_api.add("POST", cancel_url(region=us), 200, body="")
-    run_hook(hook("wt_us"), "cancel_job", REQ)
+    run_hook(hook("wt_us", confirm=False), "cancel_job", REQ)
     assert fake_api.urls() == [TOKEN_URL, cancel_url(region=us)]
 
 
@@ -637,7 +680,7 @@ def test_odd_ids_exact_urls(scripted, fake_api, run_hook, job_id):
     fake_api.add("POST", f"{status}/cancel", 200, body="")
     run_hook(hook(scripted), "get_job", job_id)
     run_hook(hook(scripted), "cancel_job", job_id)
-    assert fake_api.urls() == [TOKEN_URL, status, f"{status}/cancel"]
+    assert fake_api.urls() == [TOKEN_URL, status, f"{status}/cancel", status]
 
 
 @pytest.mark.parametrize("bad", [None, "", " ", "None", 2.0, False, {"id": "x"}, [["a"]]])

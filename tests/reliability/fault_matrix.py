@@ -20,6 +20,15 @@ Faults the emulator cannot serve, and how they are made here (loopback only):
 
 For WriteText the broken address is the token host (call ``token``) or the ``region`` extra
 (calls ``cancel`` and ``status``), so each call is hit on its own.
+
+Faults no emulator makes (rows marked *hostile*) come from :mod:`tests.hostile_server`: a
+byte-level server in front of the emulator that answers the faulted call itself (a head
+trickled a byte at a time, a body without end, redirects, a bad status line, JSON nested past
+the parser, the credentials echoed back in each encoding) and passes every other request
+through, so the emulator still tells what happened to the job.
+
+Cells get their connection as an object handed to the hook (``use_connection``), never through
+``os.environ``: worker threads changing the environment race with every library that reads it.
 """
 
 from __future__ import annotations
@@ -29,7 +38,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import socket
 import sys
 import time
@@ -46,9 +54,12 @@ from airflow_provider_cancel.exceptions import (
     ServerError,
     TransportError,
 )
+from tests import hostile_server
+from tests.hostile_server import HostileServer, secret_forms
 
-USEAPI_TOKEN = "reliability-useapi-token-5f1c"
-WRITETEXT_KEY = "reliability-writetext-key-9b2e"
+# With "/", "+", "=" and ":" so that every encoding of them differs from the raw form.
+USEAPI_TOKEN = "user:1308-rel/useapi+tok=5f1c"
+WRITETEXT_KEY = "rel/writetext+key=9b2e"
 
 RETRY_LIMIT = 2
 RETRY_DELAY = 0.01
@@ -62,6 +73,8 @@ HOOK_PARAMS: dict[str, Any] = {
 ATTEMPTS = RETRY_LIMIT + 1
 TIME_BOUND = ATTEMPTS * TIMEOUT + 1.0
 """No cell may take longer: every attempt at its timeout, plus backoff and slack."""
+WHOLE_ANSWER_BOUND = ATTEMPTS * (TIMEOUT + TIMEOUT) + 1.0
+"""An answer that trickles in is cut at connect_timeout + timeout (here both 0.5 s)."""
 
 APIS = ("useapi_v2", "useapi_v3", "writetext")
 CALLS = ("token", "cancel", "status")
@@ -93,6 +106,8 @@ class Fault:
     """``refused``, ``blackhole`` (connect timeout) or ``dns``."""
     real_expiry: bool = False
     """Expire the cached WriteText token in the emulator (a genuine 401) before the call."""
+    hostile: str | None = None
+    """A fault of :mod:`tests.hostile_server` (see :func:`hostile_answer`)."""
     meaning: str = ""
 
     @property
@@ -132,7 +147,35 @@ FAULTS: tuple[Fault, ...] = (
     Fault("401 token once", "expired_token", meaning="WriteText access token refused once"),
     Fault("401 token twice", "expired_token", count=2, meaning="refused again after refresh"),
     Fault("token expired", real_expiry=True, meaning="emulator forgets issued tokens"),
+    Fault("301 + Location", hostile="301 /stolen", meaning="hostile: never followed"),
+    Fault("302, no Location", hostile="302"),
+    Fault("303 + Location", hostile="303 /stolen"),
+    Fault("307, no Location", hostile="307"),
+    Fault("308 + Location", hostile="308 /stolen"),
+    Fault("trickled head", hostile="trickle", meaning="hostile: 1 byte / 50 ms"),
+    Fault("endless body", hostile="endless", meaning="hostile: cut at max_response_size"),
+    Fault("bad status line", hostile="bad status", meaning="hostile"),
+    Fault("deep JSON", hostile="deep json", meaning="hostile: 100,000 nested lists"),
+    *(
+        Fault(f"secret echoed, {form}", hostile=f"echo {form}", meaning="hostile: 400")
+        for form in hostile_server.ECHO_FORMS
+    ),
 )
+
+
+def hostile_answer(name: str) -> hostile_server.Answer:
+    """The byte-level answer a hostile row serves for the faulted call."""
+    kind, _, arg = name.partition(" ")
+    if kind.isdigit():
+        return hostile_server.redirect(int(kind), arg or None)
+    if kind == "echo":
+        return hostile_server.echo_secret(arg)
+    return {
+        "trickle": hostile_server.trickled_head(),
+        "endless": hostile_server.endless_body(),
+        "bad": hostile_server.bad_status_line(),
+        "deep": hostile_server.deep_json(),
+    }[kind]
 
 
 @dataclass(frozen=True)
@@ -152,6 +195,7 @@ class Expect:
     min_seconds: float = 0.0
     job_after: tuple[str, ...] | None = None
     """The job's normalised status in the emulator afterwards (catches wrong successes)."""
+    bound: float = TIME_BOUND
 
 
 def operation(call: str) -> str:
@@ -179,6 +223,8 @@ def expect(fault: Fault, api: str, call: str) -> Expect | None:
         extra = {} if tries is None else {counted: tries}
         return Expect(label, error=error, says=says, job_after=after_running, **extra)
 
+    if fault.hostile is not None:
+        return expect_hostile(fault, api, call)
     if fault.network is not None:
         says = {
             "refused": f"got no answer after {ATTEMPTS} attempts",
@@ -210,15 +256,16 @@ def expect(fault: Fault, api: str, call: str) -> Expect | None:
     if fault.kind in ("html200", "malformed", "empty"):
         if call in ("status", "token"):
             return fails("InvalidResponseError", InvalidResponseError, 1)
-        # A 2xx cancel whose body says nothing: useapi reads the job to decide, WriteText
-        # takes the 2xx as accepted (its cancel body is undocumented). The emulator did not
-        # apply the cancel (it served the fault instead), so the job still reads running:
-        # the outcome is "cancelling", not "cancelled", and a sensor must confirm it.
+        # A 2xx cancel whose body says nothing is confirmed by reading the job once. The
+        # emulator did not apply the cancel (it served the fault instead), so the job still
+        # reads running: after an empty 2xx (an API's yes) that is "cancelling"; after an
+        # HTML page or a cut body (not the API's yes) the job was not stopped: "error".
+        said_yes = fault.kind == "empty"
         return Expect(
-            "cancelling (unconfirmed)" + ("" if writetext else ", job read"),
-            result="cancelling",
+            "cancelling, job read" if said_yes else "error: still running, job read",
+            result="cancelling" if said_yes else "error",
             attempts=1,
-            status_requests=None if writetext else 1,
+            status_requests=1,
             job_after=after_running,
         )
     if fault.kind == "expired_token" and fault.count == 1:
@@ -228,6 +275,52 @@ def expect(fault: Fault, api: str, call: str) -> Expect | None:
     if fault.real_expiry:
         return ok("refresh token once, then ok", 2, token_requests=1)
     raise AssertionError(f"no expectation for {fault}")
+
+
+def expect_hostile(fault: Fault, api: str, call: str) -> Expect:
+    """Hostile rows: the faulted call never reaches the emulator; ``attempts`` counts what the
+    hostile server saw."""
+    kind = (fault.hostile or "").split(" ")[0]
+    running = ("running",)
+    if kind.isdigit():
+        return Expect(
+            "InvalidResponseError, not followed",
+            error=InvalidResponseError,
+            says=(f"HTTP {kind}", "redirect"),
+            attempts=1,
+            job_after=running,
+        )
+    if kind in ("trickle", "bad"):
+        why = "no answer within the timeout" if kind == "trickle" else "got no answer"
+        return Expect(
+            "TransportError",
+            error=TransportError,
+            says=(why,),
+            attempts=ATTEMPTS,
+            job_after=running,
+            bound=WHOLE_ANSWER_BOUND,
+        )
+    if kind == "endless":
+        return Expect(
+            "InvalidResponseError, 1 MiB read",
+            error=InvalidResponseError,
+            says=("larger than 1048576 bytes",),
+            attempts=1,
+            job_after=running,
+        )
+    # deep JSON (200) and echoed secrets (400): a status or token call fails; a cancel reads
+    # the job (a 200 that is not JSON is no yes; a 400 may mean "already ended") and finds it
+    # still running: not stopped.
+    if call == "cancel":
+        return Expect(
+            "error: still running, job read",
+            result="error",
+            attempts=1,
+            status_requests=1,
+            job_after=running,
+        )
+    error = InvalidResponseError if kind == "deep" else CancelApiError
+    return Expect(error.__name__, error=error, attempts=1, job_after=running)
 
 
 @dataclass(frozen=True)
@@ -308,29 +401,43 @@ class Environment:
     bad_hosts: dict[str, str]
     prefix: str
 
-    def connection(self, cell: Cell, serial: int) -> str:
-        """Set the connection one cell uses; its id is unique, so is its token cache entry."""
+    def connection(self, cell: Cell, serial: int, hostile: HostileServer | None) -> Any:
+        """The connection one cell uses; its id is unique, so is its token cache entry."""
+        from airflow.models.connection import Connection
+
         api, network = cell.api, cell.fault.network
         conn_type, secret = (
             ("writetext", WRITETEXT_KEY) if api == "writetext" else ("useapi", USEAPI_TOKEN)
         )
         host = self.emulator.url
         extra: dict[str, str] = {"api_version": "v3"} if api == "useapi_v3" else {}
+        bad_host = hostile.host if hostile is not None else None
         if network is not None:
+            bad_host = self.bad_hosts[network]
+        if bad_host is not None:
             if api == "writetext" and cell.call != "token":
-                extra["region"] = self.bad_hosts[network]
+                extra["region"] = bad_host
             else:
-                host = f"http://{self.bad_hosts[network]}"
-        cid = f"{self.prefix}_{serial}"
-        data: dict[str, Any] = {"conn_type": conn_type, "host": host, "password": secret}
-        if extra:
-            data["extra"] = extra
-        os.environ[f"AIRFLOW_CONN_{cid.upper()}"] = json.dumps(data)
-        return cid
+                host = f"http://{bad_host}"
+        return Connection(
+            conn_id=f"{self.prefix}_{serial}",
+            conn_type=conn_type,
+            host=host,
+            password=secret,
+            extra=json.dumps(extra),
+        )
 
-    @staticmethod
-    def forget(cid: str) -> None:
-        os.environ.pop(f"AIRFLOW_CONN_{cid.upper()}", None)
+    def hostile_server(self, cell: Cell) -> HostileServer | None:
+        """For a hostile row: a server in front of the emulator's port the call goes to."""
+        if cell.fault.hostile is None:
+            return None
+        answer = hostile_answer(cell.fault.hostile)
+        region_call = cell.api == "writetext" and cell.call != "token"
+        port = self.emulator.region_port if region_call else self.emulator.port
+        return HostileServer(
+            lambda request: answer if request.call == cell.call else None,
+            forward_to=("127.0.0.1", port),
+        )
 
 
 def start_emulator() -> Any:
@@ -367,12 +474,14 @@ def environments(count: int) -> Iterator[list[Environment]]:
 # ---------------------------------------------------------------------- running one cell
 
 
-def make_hook(api: str, cid: str) -> Any:
+def make_hook(api: str, conn: Any) -> Any:
     from airflow_provider_cancel.hooks.useapi import UseApiHook
     from airflow_provider_cancel.hooks.writetext import WriteTextHook
 
     kind = WriteTextHook if api == "writetext" else UseApiHook
-    return kind(cid, **HOOK_PARAMS)
+    hook = kind(conn.conn_id, **HOOK_PARAMS)
+    hook.use_connection(conn)
+    return hook
 
 
 def invoke(hook: Any, method: str, job_id: str, mode: str) -> Any:
@@ -405,21 +514,27 @@ def secrets_of(emulator: Any) -> list[str]:
     return [USEAPI_TOKEN, WRITETEXT_KEY, *issued]
 
 
+def leaks(text: str, secrets: list[str]) -> bool:
+    """True if any secret is in ``text``, raw or in any form a server may have echoed it."""
+    return any(form in text for secret in secrets for form in secret_forms(secret))
+
+
 def run_cell(env: Environment, cell: Cell, serial: int = 0) -> Outcome:
-    cid = env.connection(cell, serial)
+    hostile = env.hostile_server(cell)
     try:
-        return _run_cell(env.emulator, cell, cid)
+        return _run_cell(env.emulator, cell, env.connection(cell, serial, hostile), hostile)
     finally:
-        env.forget(cid)
+        if hostile is not None:
+            hostile.close()
 
 
-def _run_cell(emulator: Any, cell: Cell, cid: str) -> Outcome:
+def _run_cell(emulator: Any, cell: Cell, conn: Any, hostile: HostileServer | None) -> Outcome:
     fault, api, call, expected = cell.fault, cell.api, cell.call, cell.expected
     emulator.reset()
     job_id = f"rel:{api}:{call}/{cell.mode}"
     emulator.create_job(api, job_id, RUNNING_RAW[api])
     if fault.real_expiry:
-        make_hook(api, cid).get_job(job_id)  # caches an access token ...
+        make_hook(api, conn).get_job(job_id)  # caches an access token ...
         emulator.expire_tokens()  # ... that the emulator then forgets
     if fault.kind is not None:
         emulator.inject(
@@ -431,7 +546,7 @@ def _run_cell(emulator: Any, cell: Cell, cid: str) -> Outcome:
             hang_seconds=TIMEOUT * 4,
         )
     before = emulator.counters
-    hook = make_hook(api, cid)
+    hook = make_hook(api, conn)
     method = operation(call)
 
     started = time.monotonic()
@@ -453,8 +568,8 @@ def _run_cell(emulator: Any, cell: Cell, cid: str) -> Outcome:
     else:
         got = f"status {value.status.value} (raw {value.raw_status})"
 
-    if seconds > TIME_BOUND:
-        problems.append(f"took {seconds:.2f}s, bound {TIME_BOUND:.2f}s")
+    if seconds > expected.bound:
+        problems.append(f"took {seconds:.2f}s, bound {expected.bound:.2f}s")
     if seconds < expected.min_seconds:
         problems.append(f"took {seconds:.2f}s, Retry-After asked {expected.min_seconds}s")
     if expected.error is not None:
@@ -473,13 +588,20 @@ def _run_cell(emulator: Any, cell: Cell, cid: str) -> Outcome:
         result = value.outcome.value if method == "cancel_job" else value.status.value
         if result != expected.result:
             problems.append(f"expected {expected.result}, got {result}")
-    if error is not None:
-        leaked = [s for s in secrets_of(emulator) if s in str(error)]
-        if leaked:
-            problems.append("a secret is in the error message")
+    told = str(error) if error is not None else str(getattr(value, "message", ""))
+    if leaks(told, secrets_of(emulator)):
+        problems.append("a secret (in some encoding) is in the error or the report")
 
+    faulted_calls = (
+        hostile.seen(call=call)
+        if hostile is not None
+        else _delta(before, after, f"{call}_requests")
+    )
+    if expected.attempts is not None and faulted_calls != expected.attempts:
+        problems.append(f"{call} requests: expected {expected.attempts}, saw {faulted_calls}")
+    if hostile is not None and hostile.seen(path="/stolen"):
+        problems.append("a redirect was followed")
     for counter, want in (
-        (f"{call}_requests", expected.attempts),
         ("token_requests", expected.token_requests),
         ("status_requests", expected.status_requests),
     ):
@@ -497,7 +619,7 @@ def _run_cell(emulator: Any, cell: Cell, cid: str) -> Outcome:
 def cost(cell: Cell) -> float:
     """Rough seconds a cell takes, to start the slow ones first."""
     fault = cell.fault
-    if fault.kind == "hang" or fault.network == "blackhole":
+    if fault.kind == "hang" or fault.network == "blackhole" or fault.hostile == "trickle":
         return TIMEOUT * (ATTEMPTS if fault.persistent or fault.network else 1)
     return fault.retry_after or 0.01
 

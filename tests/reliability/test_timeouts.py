@@ -67,12 +67,24 @@ def timeout_conns(emu: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 def test_timeouts_come_from_the_extra_and_arguments_win(timeout_conns: dict[str, str]) -> None:
     hook = UseApiHook(timeout_conns["useapi"])
-    assert (hook.timeout, hook.connect_timeout, hook.retry_limit) == (0.5, 0.5, 1)
+    assert (hook.settings.timeout, hook.settings.connect_timeout, hook.settings.retry_limit) == (
+        0.5,
+        0.5,
+        1,
+    )
     hook = UseApiHook(timeout_conns["useapi_strings"])
-    assert (hook.timeout, hook.connect_timeout, hook.retry_limit) == (0.5, 0.25, 1)
+    assert (hook.settings.timeout, hook.settings.connect_timeout, hook.settings.retry_limit) == (
+        0.5,
+        0.25,
+        1,
+    )
     hook = UseApiHook(timeout_conns["useapi"], timeout=2, connect_timeout=0.1, retry_limit=0)
-    assert (hook.timeout, hook.connect_timeout, hook.retry_limit) == (2.0, 0.1, 0)
-    assert UseApiHook(timeout_conns["useapi"], timeout=30).connect_timeout == 10.0
+    assert (hook.settings.timeout, hook.settings.connect_timeout, hook.settings.retry_limit) == (
+        2.0,
+        0.1,
+        0,
+    )
+    assert UseApiHook(timeout_conns["useapi"], timeout=30).settings.connect_timeout == 10.0
 
 
 def call(hook: Any, method: str, job_id: str, mode: str) -> Any:
