@@ -21,6 +21,7 @@ if AIRFLOW_V_3_0_PLUS:
         AirflowRescheduleException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        AirflowTaskTimeout,
         TaskDeferred,
     )
     from airflow.sdk.log import mask_secret
@@ -33,6 +34,7 @@ else:  # Airflow 2.11
         AirflowRescheduleException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        AirflowTaskTimeout,
         TaskDeferred,
     )
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
@@ -44,20 +46,26 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
 __all__ = [
+    "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
+    "DEFERRAL_TIMED_OUT",
     "AirflowException",
     "AirflowFailException",
     "AirflowNotFoundException",
     "AirflowRescheduleException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "AirflowTaskTimeout",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
     "TaskDeferred",
     "aget_connection",
+    "apull_run_xcom",
+    "atask_instance_state",
     "conf",
-    "is_trigger_timeout",
+    "deadline_async_callback",
+    "is_deferral_timeout",
     "mask_secret",
     "pull_xcom",
 ]
@@ -89,14 +97,12 @@ async def aget_connection(conn_id: str) -> Connection:
     return await sync_to_async(BaseHook.get_connection)(conn_id)  # type: ignore[no-any-return]
 
 
-def is_trigger_timeout(next_method: str, next_kwargs: dict[str, Any] | None) -> bool:
-    """Whether a deferred task resumes because its deferral timed out, as Airflow 2 says it
-    (``__fail__`` with this error); Airflow 3 raises ``TaskDeferralTimeout`` itself."""
-    return (
-        not AIRFLOW_V_3_0_PLUS
-        and next_method == "__fail__"
-        and (next_kwargs or {}).get("error") == "Trigger/execution timeout"
-    )
+def is_deferral_timeout(next_method: str, next_kwargs: dict[str, Any] | None) -> bool:
+    """Whether a deferred task resumes because its deferral timed out, on any version."""
+    if next_method != "__fail__":
+        return False
+    error = (next_kwargs or {}).get("error")
+    return error in ("Trigger/execution timeout", "Trigger timeout")
 
 
 def pull_xcom(ti: Any, task_id: str, key: str) -> Any:
@@ -118,3 +124,79 @@ def pull_xcom(ti: Any, task_id: str, key: str) -> Any:
             )
             row = session.scalars(query).first()
             return XComModel.deserialize_value(row) if row is not None else None
+
+
+DEFERRAL_TIMED_OUT = "deferral timed out"
+"""What :func:`atask_instance_state` answers on Airflow 2 for a deferral that timed out."""
+
+
+async def atask_instance_state(ti: Any) -> str | None:
+    """The current state of a trigger's task instance, read from the triggerer.
+
+    Airflow 3: ``RuntimeTaskInstance.get_task_states`` through the triggerer's supervisor (the
+    way the standard provider's ``WorkflowTrigger`` reads states; triggers have no DB access).
+    Airflow 2: the metadata DB, in a thread. ``None`` means no state (a cleared task).
+    """
+    if ti is None:
+        raise LookupError("the trigger has no task instance")
+    from asgiref.sync import sync_to_async
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        map_index = getattr(ti, "map_index", -1)
+        states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+            dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=map_index
+        )
+        key = ti.task_id if map_index is None or map_index < 0 else f"{ti.task_id}_{map_index}"
+        runs = states.get(ti.run_id)
+        if runs is None or key not in runs:
+            raise LookupError(f"no task instance {key!r} in run {ti.run_id!r}")
+        state = runs[key]
+        return None if state is None else str(getattr(state, "value", state))
+
+    def read() -> str | None:
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            row = (
+                session.query(TaskInstance.state, TaskInstance.next_method)
+                .filter_by(
+                    dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index
+                )
+                .one_or_none()
+            )
+        if row is None:
+            raise LookupError(f"no task instance {ti.task_id!r} in run {ti.run_id!r}")
+        if row.next_method == "__fail__":
+            return DEFERRAL_TIMED_OUT
+        return None if row.state is None else str(getattr(row.state, "value", row.state))
+
+    return await sync_to_async(read)()
+
+
+def deadline_async_callback() -> Any:
+    """``AsyncCallback`` for ``DeadlineAlert`` (Airflow >= 3.1), or ``None`` before that."""
+    try:
+        from airflow.sdk.definitions.callback import AsyncCallback
+    except ImportError:
+        try:
+            from airflow.sdk.definitions.deadline import AsyncCallback  # type: ignore[no-redef]
+        except ImportError:
+            return None
+    return AsyncCallback
+
+
+async def apull_run_xcom(dag_id: str, run_id: str, task_id: str, key: str) -> Any:
+    """An unmapped task's XCom in a given run, read from the triggerer (Airflow 3).
+
+    ``XCom.get_one`` asks the triggerer's supervisor (``GetXCom``), which the triggerer
+    serves like a worker's; it is what ``ti.xcom_pull`` uses, with the configured backend.
+    """
+    from airflow.sdk.execution_time.xcom import XCom
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(XCom.get_one)(
+        key=key, dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=-1
+    )

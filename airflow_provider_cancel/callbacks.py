@@ -8,7 +8,11 @@ from typing import Any
 
 from airflow_provider_cancel._compat import pull_xcom
 from airflow_provider_cancel.exceptions import InvalidJobIdError
-from airflow_provider_cancel.job_ids import duplicates_text, job_ids_and_duplicates
+from airflow_provider_cancel.job_ids import (
+    duplicates_text,
+    job_ids_and_duplicates,
+    normalize_job_ids,
+)
 from airflow_provider_cancel.messages import describe_result, outcome_level
 from airflow_provider_cancel.status import CancelOutcome
 
@@ -164,4 +168,130 @@ def cancel_on_failure(
         xcom_key=xcom_key,
         hook_params=hook_params,
         max_concurrency=max_concurrency,
+    )
+
+
+async def cancel_jobs_on_deadline(
+    conn_id: str,
+    job_ids: Any = None,
+    xcom_task_ids: list[str] | None = None,
+    xcom_key: str = "return_value",
+    hook_params: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
+) -> str:
+    """What :func:`cancel_on_deadline` makes Airflow await in the triggerer when a run misses
+    its deadline: cancel the literal ids and those the named tasks of that run pushed.
+
+    ``context`` is what Airflow 3.3 passes a deadline callback: ``{"dag_run": {...},
+    "deadline": {...}}`` (``airflow/models/deadline.py``, ``Deadline.handle_miss``); the run's
+    XCom is read through the triggerer's supervisor (``XCom.get_one``, as ``ti.xcom_pull``
+    does in a task). Returns a one-line summary, which Airflow stores as the callback's output
+    (a string column: Airflow 3.3.2's triggerer crashes storing a dict there). Best effort:
+    logs and never raises.
+    """
+    from airflow_provider_cancel._compat import aget_connection, apull_run_xcom
+    from airflow_provider_cancel.hooks import hook_from_connection
+    from airflow_provider_cancel.hooks.transport import holding_async_clients
+    from airflow_provider_cancel.stopping import acancel_watched
+
+    dag_run = (context or {}).get("dag_run") or {}
+    dag_id, run_id = dag_run.get("dag_id"), dag_run.get("dag_run_id")
+    where = f"Deadline missed by DAG {dag_id!r} run {run_id!r}"
+    found: list[str] = []
+    if job_ids is not None:
+        try:
+            found.extend(normalize_job_ids(job_ids, task="cancel_on_deadline"))
+        except InvalidJobIdError as error:
+            log.error("%s: %s", where, error)
+    for task_id in xcom_task_ids or []:
+        try:
+            if not dag_id or not run_id:
+                raise LookupError("the callback's context names no DAG run")
+            value = await apull_run_xcom(dag_id, run_id, task_id, xcom_key)
+        except Exception:  # still cancel the literal ids and the other tasks' jobs
+            log.exception("%s: could not read the XCom of task %r", where, task_id)
+            continue
+        if value is None:
+            log.warning("%s: task %r pushed nothing under XCom key %r", where, task_id, xcom_key)
+            continue
+        try:
+            found.extend(normalize_job_ids(value, task=task_id))
+        except InvalidJobIdError as error:
+            log.error("%s: %s", where, error)
+    ids = list(dict.fromkeys(found))
+    if not ids:
+        log.info("%s: no job ids to cancel", where)
+        return "no job ids to cancel"
+    try:
+        # Holding (not closing) the loop's shared clients: triggers use them too.
+        async with holding_async_clients():
+            hook = hook_from_connection(await aget_connection(conn_id), hook_params)
+            left = await acancel_watched(hook, ids, log=log, why=where)
+    except Exception as error:
+        log.error("%s: could not cancel; these may still be running: %s (%s)", where, ids, error)
+        left = ids
+    done = len(ids) - len(left)
+    summary = f"cancelled {done} of {len(ids)} job(s)"
+    return f"{summary}; may still be running: {', '.join(left)}" if left else summary
+
+
+def cancel_on_deadline(
+    conn_id: str,
+    *,
+    job_ids: Any = None,
+    xcom_task_ids: str | Sequence[str] | None = None,
+    xcom_key: str = "return_value",
+    hook_params: dict[str, Any] | None = None,
+) -> Any:
+    """Return the callback for ``DeadlineAlert(callback=...)`` (Airflow >= 3.1) that cancels
+    jobs when a DAG run misses its deadline.
+
+    It is an ``AsyncCallback``: Airflow runs it in the triggerer, with the run in its context.
+    It cancels ``job_ids`` (literal) and the ids that the tasks ``xcom_task_ids`` of *that run*
+    pushed under ``xcom_key``. On an Airflow without deadline alerts it raises at DAG parse.
+
+    :param conn_id: a ``useapi`` or ``writetext`` connection.
+    :param job_ids: ids to cancel, given literally (a string or a list).
+    :param xcom_task_ids: task(s) of the run whose XCom names jobs to cancel (unmapped tasks).
+    :param xcom_key: the XCom key those tasks pushed the ids under.
+    :param hook_params: passed to the hook (JSON values: they are stored with the DAG).
+
+    Example::
+
+        @dag(
+            deadline=DeadlineAlert(
+                reference=DeadlineReference.DAGRUN_QUEUED_AT,
+                interval=timedelta(hours=2),
+                callback=cancel_on_deadline("useapi_default", xcom_task_ids="submit"),
+            ),
+        )
+        def nightly_images(): ...
+    """
+    from airflow_provider_cancel._compat import AIRFLOW_VERSION, deadline_async_callback
+
+    callback_class = deadline_async_callback()
+    if callback_class is None:
+        raise RuntimeError(
+            f"cancel_on_deadline({conn_id!r}) needs DeadlineAlert callbacks, which Airflow "
+            f"3.1 added; this is Airflow {AIRFLOW_VERSION}. Use cancel_on_failure or a "
+            "JobStatusSensor with cancel_on_timeout instead."
+        )
+    where = "cancel_on_deadline"
+    literal = normalize_job_ids(job_ids, task=where) if job_ids is not None else None
+    tasks = [xcom_task_ids] if isinstance(xcom_task_ids, str) else list(xcom_task_ids or [])
+    if not all(isinstance(t, str) and t.strip() for t in tasks):
+        raise ValueError(f"{where}: xcom_task_ids must be task ids, got {xcom_task_ids!r}")
+    if literal is None and not tasks:
+        raise ValueError(f"{where}({conn_id!r}): give job_ids, xcom_task_ids or both")
+    if not isinstance(conn_id, str) or not conn_id.strip():
+        raise ValueError(f"{where}: conn_id must be a connection id, got {conn_id!r}")
+    return callback_class(
+        cancel_jobs_on_deadline,
+        kwargs={
+            "conn_id": conn_id,
+            "job_ids": literal,
+            "xcom_task_ids": tasks,
+            "xcom_key": xcom_key,
+            "hook_params": dict(hook_params or {}),
+        },
     )

@@ -1,14 +1,21 @@
-"""The async poller behind a deferred :class:`JobCancelledSensor`."""
+"""The async poller behind a deferred :class:`JobStatusSensor`, and its cancel on kill."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_cancel._compat import BaseTrigger, TriggerEvent
 from airflow_provider_cancel.exceptions import JobNotFoundError, missing_job_message
 from airflow_provider_cancel.status import JobStatus, assess, parse_statuses
+
+STATE_LOOKUP_TIMEOUT = 20.0
+"""Seconds to wait for Airflow to say the task's state before giving up (and not cancelling)."""
+
+HAS_TRIGGER_ON_KILL = "on_kill" in vars(BaseTrigger)
+"""Airflow >= 3.3 calls ``BaseTrigger.on_kill`` when a user acts on a deferred task (#65590)."""
 
 
 class JobStatusTrigger(BaseTrigger):
@@ -23,6 +30,13 @@ class JobStatusTrigger(BaseTrigger):
     ``{"status": "success" | "failed" | "error", "message": str,
     "jobs": {job_id: {"status", "raw_status", "message"}}}``.
 
+    With ``cancel_on_kill`` it cancels the jobs when the deferred task is killed (marked failed
+    or success, cleared, its run marked failed): from ``on_kill`` on Airflow >= 3.3, from the
+    ``CancelledError`` Airflow injects on older versions. Airflow calls both on a triggerer
+    redistribution too (apache/airflow#73454), and the ``CancelledError`` also on a triggerer
+    shutdown, so the trigger first asks Airflow for its task instance's state and cancels only
+    when the task is no longer deferred.
+
     Example::
 
         JobStatusTrigger(conn_id="writetext_default", job_ids=["r-1", "r-2"], poll_interval=5)
@@ -36,6 +50,7 @@ class JobStatusTrigger(BaseTrigger):
         poll_interval: float = 5.0,
         hook_params: dict[str, Any] | None = None,
         missing_job_status: str | None = None,
+        cancel_on_kill: bool = False,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -44,6 +59,7 @@ class JobStatusTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.hook_params = dict(hook_params or {})
         self.missing_job_status = missing_job_status
+        self.cancel_on_kill = bool(cancel_on_kill)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -55,6 +71,7 @@ class JobStatusTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "hook_params": self.hook_params,
                 "missing_job_status": self.missing_job_status,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
 
@@ -62,9 +79,90 @@ class JobStatusTrigger(BaseTrigger):
         from airflow_provider_cancel.hooks.transport import holding_async_clients
 
         # Every trigger in the loop shares one pooled client; it stays open while any runs.
-        async with holding_async_clients():
-            async for event in self._poll():
-                yield event
+        try:
+            async with holding_async_clients():
+                async for event in self._poll():
+                    yield event
+        except asyncio.CancelledError:
+            if self.cancel_on_kill and not HAS_TRIGGER_ON_KILL:
+                await self._finish(self._cancel_if_killed("trigger cancelled"))
+            raise
+
+    async def on_kill(self) -> None:
+        """Airflow >= 3.3: the deferred task was marked failed/success or cleared."""
+        if self.cancel_on_kill:
+            await self._finish(self._cancel_if_killed("trigger on_kill"))
+
+    async def _finish(self, work: Any) -> None:
+        """Run ``work`` to its end even if this task is cancelled again meanwhile.
+
+        Airflow 3.3's triggerer re-sends the cancel to a killed trigger on every loop until
+        its task ends (``cancel_triggers`` drains ``to_cancel``, which the supervisor refills
+        from ``cancelling_triggers``), so an ``on_kill`` that takes longer than one loop would
+        be cut short. ``work`` bounds itself (state lookup and cancel calls have timeouts).
+        """
+        task = asyncio.ensure_future(work)
+        while True:
+            try:
+                await asyncio.shield(task)
+                return
+            except asyncio.CancelledError:
+                if task.done():
+                    return
+
+    def _timed_out(self) -> bool:
+        timeout_after = getattr(self, "timeout_after", None)  # set by Airflow 3's triggerer
+        if not isinstance(timeout_after, datetime):
+            return False
+        if timeout_after.tzinfo is None:
+            timeout_after = timeout_after.replace(tzinfo=timezone.utc)
+        return timeout_after <= datetime.now(timezone.utc)
+
+    async def _cancel_if_killed(self, why: str) -> None:
+        """Cancel the jobs if the task left deferral; log, never raise."""
+        from airflow_provider_cancel._compat import (
+            DEFERRAL_TIMED_OUT,
+            aget_connection,
+            atask_instance_state,
+        )
+        from airflow_provider_cancel.hooks import hook_from_connection
+        from airflow_provider_cancel.hooks.transport import holding_async_clients
+        from airflow_provider_cancel.stopping import acancel_watched
+
+        ti = getattr(self, "task_instance", None)
+        where = f"Task {getattr(ti, 'task_id', '?')!r}: {why}"
+        try:
+            state = await asyncio.wait_for(atask_instance_state(ti), STATE_LOOKUP_TIMEOUT)
+        except Exception as error:  # unsure whether this is a kill: never cancel then
+            self.log.warning(
+                "%s: could not read the task instance's state (%s); not cancelling", where, error
+            )
+            return
+        if state == DEFERRAL_TIMED_OUT or self._timed_out():
+            # A timed-out deferral resumes the task, which cancels before it fails.
+            self.log.info("%s at its timeout; the resumed task handles the timeout", where)
+            return
+        if state == "deferred":
+            self.log.info(
+                "%s, but the task is still deferred (triggerer restart or trigger moved to "
+                "another triggerer); not cancelling %d job(s)",
+                where,
+                len(self.job_ids),
+            )
+            return
+        self.log.info("%s: the task is now %r", where, state)
+        try:
+            # Holding (not closing) the loop's shared clients: other triggers use them too.
+            async with holding_async_clients():
+                hook = hook_from_connection(await aget_connection(self.conn_id), self.hook_params)
+                await acancel_watched(hook, self.job_ids, log=self.log, why=where)
+        except Exception as error:
+            self.log.error(
+                "%s: could not cancel; these may still be running: %s (%s)",
+                where,
+                ", ".join(self.job_ids),
+                error,
+            )
 
     async def _poll(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_cancel._compat import aget_connection

@@ -23,14 +23,18 @@ pytestmark = pytest.mark.skipif(
 TRIGGER = "airflow_provider_cancel.triggers.status.JobStatusTrigger"
 
 
+# Examples that `airflow dags test` cannot show (make e2e runs them); parsed here.
+NOT_RUN_HERE = {"example_deadline_cancel"}
+
+
 def test_every_example_dag_is_covered() -> None:
     examples = {
         path.stem
         for path in EXAMPLE_DAGS.glob("*.py")
         if path.stem != "run_demo" and "@dag" in path.read_text()
     }
-    assert len(examples) == 4
-    assert examples <= set(DAGS)
+    assert len(examples) == 6
+    assert examples <= set(DAGS) | NOT_RUN_HERE
 
 
 def ran(dag_runs: dict[str, DagRunResult], dag_id: str) -> DagRunResult:
@@ -106,6 +110,7 @@ def test_example_writetext_bulk_cancel_defers_and_resumes(
                 "poll_interval": 1.0,
                 "hook_params": {},
                 "missing_job_status": None,
+                "cancel_on_kill": False,
             },
         )
     ]
@@ -144,6 +149,42 @@ def test_example_cancel_on_failure_callbacks_cancel_everything(
     # The original failure stays the visible one.
     assert "the downstream system rejected the batch" in result.output
     assert "could not cancel the jobs" not in result.output
+
+
+def test_example_cancel_on_kill_timeout_cancels_then_skips(
+    dag_runs: dict[str, DagRunResult],
+) -> None:
+    result = ran(dag_runs, "example_cancel_on_kill")
+
+    assert result.run_state == "success", result.describe()
+    assert result.task_states == {"submit": "success", "wait_done": "skipped"}
+    job = result.xcoms["submit"]
+    assert result.jobs[job]["normalized"] == "cancelled", result.describe()
+    assert result.jobs[job]["cancel_calls"] == 1
+    assert re.search(r"timed out \(AirflowSkipException\): cancelling 1 job", result.output)
+    assert f"{job}: cancelled" in result.output
+
+
+def test_example_deadline_cancel_parses_with_its_deadline_callback() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(str(EXAMPLE_DAGS / "example_deadline_cancel.py"))
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.dags["example_deadline_cancel"]
+    alerts = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+    callbacks = [alert.callback.serialize() for alert in alerts]
+    assert callbacks == [
+        {
+            "path": "airflow_provider_cancel.callbacks.cancel_jobs_on_deadline",
+            "kwargs": {
+                "conn_id": "useapi_default",
+                "job_ids": None,
+                "xcom_task_ids": ["submit"],
+                "xcom_key": "return_value",
+                "hook_params": {},
+            },
+        }
+    ]
 
 
 def test_example_cleanup_on_failure(dag_runs: dict[str, DagRunResult]) -> None:

@@ -36,6 +36,8 @@ EXPECTED_TASKS: dict[str, dict[str, str]] = {
         "cancel_submitted": "success",
         "confirm_cancelled": "success",
     },
+    # on purpose: the sensor's timeout cancels the job, soft_fail skips the task
+    "example_cancel_on_kill": {"submit": "success", "wait_done": "skipped"},
     RESTART_DAG: {"submit": "success", "cancel": "success", "wait_cancelled": "success"},
 }
 
@@ -45,6 +47,7 @@ SUBMIT_TASKS: dict[str, list[str]] = {
     "example_writetext_bulk_cancel": ["submit"],
     "example_cancel_on_failure": ["submit_images", "submit_texts"],
     "example_cleanup_on_failure": ["submit"],
+    "example_cancel_on_kill": ["submit"],
     RESTART_DAG: ["submit"],
 }
 

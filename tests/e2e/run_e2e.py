@@ -319,6 +319,10 @@ def configure_airflow(dep: Deployment, port: int, emulator_url: str) -> None:
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
         AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
         AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC="2",
+        # A frozen triggerer's triggers move after 10 s, not 30 (triggerer-restart-no-cancel).
+        AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD="10",
+        # Timed-out deferrals are found within 2 s, not 15 (execution-timeout-deferred).
+        AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL="2",
         AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
         AIRFLOW_CONN_USEAPI_DEFAULT=json.dumps(
             {"conn_type": "useapi", "host": emulator_url, "password": "emulator-useapi-token"}
@@ -575,6 +579,256 @@ def check_triggerer_restart(
     return failures, set(ids)
 
 
+# ---------------------------------------------------------------------- cancellation scenarios
+# What issue 12 promises: a JobStatusSensor cancels what it watches whenever Airflow stops the
+# wait, and never on a triggerer restart. One line per scenario:
+# ``scenario <name>: ok|FAILED — <job final state>, cancel calls <n>``.
+
+POLL_INTERVAL = 2.0  # the e2e_* DAGs' poke_interval
+KILL_POLL_INTERVAL = 5.0  # e2e_kill_deferred's poke_interval
+
+
+class Scenarios:
+    """Runs the cancellation scenarios on the deployment and records what they left."""
+
+    def __init__(self, api: Airflow, emulator: Emulator, dep: Deployment) -> None:
+        self.api, self.emulator, self.dep = api, emulator, dep
+        self.failures: list[str] = []
+        self.job_ids: set[str] = set()
+        self.left_running: set[str] = set()  # jobs a scenario means to leave uncancelled
+
+    def report(self, name: str, job_id: str, problems: list[str], extra: str = "") -> None:
+        job = self.emulator.job(job_id)
+        verdict = "FAILED" if problems else "ok"
+        print(
+            f"scenario {name}: {verdict} — {job['status']} ({job['normalized']}), "
+            f"cancel calls {job['cancel_calls']}{extra}"
+        )
+        for problem in problems:
+            print(f"   {problem}")
+        self.failures += [f"scenario {name}: {p}" for p in problems]
+
+    def start_waiting(self, dag_id: str, state: str) -> tuple[str, str]:
+        """Trigger ``dag_id`` and wait until its ``wait_done`` is in ``state``."""
+        run_id = self.api.trigger(dag_id)
+
+        def waiting() -> bool:
+            self.dep.check_alive()
+            ti = self.api.task_instances(dag_id, run_id).get("wait_done") or {}
+            if ti.get("state") in ("success", "failed", "upstream_failed", "skipped"):
+                raise E2EFailure(f"{dag_id}: wait_done ended {ti['state']} before the scenario")
+            if state == "deferred":
+                return ti.get("state") == "deferred" and bool((ti.get("trigger") or {}).get("id"))
+            return bool(ti.get("state") == state)
+
+        wait_for(f"{dag_id}.wait_done to be {state}", waiting, 180)
+        job_id = str(self.api.xcom(dag_id, run_id, "submit"))
+        self.job_ids.add(job_id)
+        return run_id, job_id
+
+    def wait_cancelled(self, job_id: str, timeout: float) -> float | None:
+        """Seconds until the job read cancelled, or ``None`` if it did not within ``timeout``."""
+        started = time.monotonic()
+        try:
+            wait_for(
+                f"job {job_id} to be cancelled",
+                lambda: self.emulator.job(job_id)["normalized"] == "cancelled",
+                timeout,
+                0.1,
+            )
+        except E2EFailure:
+            return None
+        return time.monotonic() - started
+
+    def settle(self, dag_id: str, run_id: str) -> str:
+        """The run's final state (the scenarios leave no run behind)."""
+        return wait_for_run(self.api, self.dep, dag_id, run_id)
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str) -> str:
+        folder = self.dep.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+        return "\n".join(
+            path.read_text(errors="replace")
+            for path in sorted(folder.glob(f"task_id={task_id}/*.log*"))
+        )
+
+    # ------------------------------------------------------------------ the scenarios
+
+    def mark_failed_deferred(self) -> None:
+        dag_id = "e2e_kill_deferred"
+        run_id, job_id = self.start_waiting(dag_id, "deferred")
+        time.sleep(KILL_POLL_INTERVAL)  # the trigger has polled the running job
+        self.api.call(
+            "PATCH",
+            f"/dags/{dag_id}/dagRuns/{self.api.q(run_id)}/taskInstances/wait_done",
+            {"new_state": "failed"},
+        )
+        bound = KILL_POLL_INTERVAL + 5
+        took = self.wait_cancelled(job_id, 60)
+        problems = []
+        if took is None:
+            problems.append("the job was not cancelled within 60 s of marking the task failed")
+        elif took > bound:
+            problems.append(f"cancelled after {took:.1f}s, more than poll interval + 5 s")
+        time.sleep(3)  # a second cancel call would show by now
+        if self.emulator.job(job_id)["cancel_calls"] != 1:
+            problems.append("expected exactly 1 cancel call")
+        if self.api.task_instances(dag_id, run_id)["wait_done"]["state"] != "failed":
+            problems.append("wait_done is not failed")
+        extra = f", {took:.1f}s after the PATCH (bound {bound:g}s)" if took is not None else ""
+        self.settle(dag_id, run_id)
+        self.report("mark-failed-deferred", job_id, problems, extra)
+
+    def clear_poking(self) -> None:
+        dag_id = "e2e_clear_poking"
+        run_id, job_id = self.start_waiting(dag_id, "running")
+        time.sleep(POLL_INTERVAL * 2)  # a couple of pokes
+        self.api.call(
+            "POST",
+            f"/dags/{dag_id}/clearTaskInstances",
+            {
+                "dry_run": False,
+                "task_ids": ["wait_done"],
+                "dag_run_id": run_id,
+                "only_failed": False,
+                "reset_dag_runs": True,
+            },
+        )
+        took = self.wait_cancelled(job_id, 60)
+        problems = [] if took is not None else ["the job was not cancelled after the clear"]
+        extra = f", {took:.1f}s after the clear" if took is not None else ""
+        # The cleared task runs again and finds its job cancelled, not completed: it fails.
+        self.settle(dag_id, run_id)
+        self.report("clear-poking", job_id, problems, extra)
+
+    def run_marked_failed(self) -> None:
+        dag_id = "e2e_run_failed"
+        run_id, job_id = self.start_waiting(dag_id, "deferred")
+        time.sleep(POLL_INTERVAL)
+        self.api.call("PATCH", f"/dags/{dag_id}/dagRuns/{self.api.q(run_id)}", {"state": "failed"})
+        took = self.wait_cancelled(job_id, 60)
+        problems = [] if took is not None else ["the job was not cancelled after the run failed"]
+        extra = f", {took:.1f}s after the PATCH" if took is not None else ""
+        if self.api.run_state(dag_id, run_id) != "failed":
+            problems.append("the run is not failed")
+        self.report("run-marked-failed", job_id, problems, extra)
+
+    def execution_timeout_deferred(self) -> None:
+        dag_id = "e2e_exec_timeout"
+        run_id, job_id = self.start_waiting(dag_id, "deferred")
+        state = self.settle(dag_id, run_id)
+        problems = []
+        ti_state = self.api.task_instances(dag_id, run_id)["wait_done"]["state"]
+        if ti_state != "failed" or state != "failed":
+            problems.append(f"wait_done ended {ti_state}, the run {state}; expected failed")
+        if self.wait_cancelled(job_id, 30) is None:
+            problems.append("the job was not cancelled")
+        log_text = self.task_log(dag_id, run_id, "wait_done")
+        if "execution_timeout of 20s reached while deferred" not in log_text:
+            problems.append("the task log does not say execution_timeout ended it")
+        self.report("execution-timeout-deferred", job_id, problems, ", task failed: timed out")
+
+    def deadline_missed(self) -> None:
+        dag_id = "example_deadline_cancel"
+        run_id, job_id = self.start_waiting(dag_id, "deferred")
+        took = self.wait_cancelled(job_id, 180)
+        problems = [] if took is not None else ["the job was not cancelled after the deadline"]
+        state = self.settle(dag_id, run_id)
+        if state != "failed":
+            problems.append(f"the run ended {state}; a missed deadline should fail it")
+        if self.emulator.job(job_id)["cancel_calls"] != 1:
+            problems.append("expected exactly 1 cancel call (the deadline callback)")
+        self.report("deadline-missed", job_id, problems, f", run {state}")
+
+    def triggerer_restart_no_cancel(self) -> None:
+        dag_id = "e2e_restart_no_cancel"
+        run_id, job_id = self.start_waiting(dag_id, "deferred")
+        ti = self.api.task_instances(dag_id, run_id)["wait_done"]
+        old_owner = ti["trigger"]["triggerer_id"]
+        old = next(name for name in reversed(self.dep.processes) if name.startswith("triggerer"))
+        problems: list[str] = []
+        # Freeze the running triggerer (a lost heartbeat), start another, let it take the
+        # trigger over, then let the frozen one recover: it finds its trigger gone and Airflow
+        # calls on_kill there (apache/airflow#73454). Then stop it for good.
+        log(f"freezing {old} (SIGSTOP), starting a new triggerer")
+        os.killpg(self.dep.processes[old].pid, signal.SIGSTOP)
+        new = f"triggerer-{len([n for n in self.dep.processes if n.startswith('triggerer')]) + 2}"
+        self.dep.start(new, [str(BIN / "airflow"), "triggerer"])
+
+        def moved() -> bool:
+            ti = self.api.task_instances(dag_id, run_id)["wait_done"]
+            if ti.get("state") != "deferred":
+                raise E2EFailure(f"wait_done left deferral: {ti.get('state')}")
+            owner = (ti.get("trigger") or {}).get("triggerer_id")
+            return bool(owner and owner != old_owner)
+
+        try:
+            wait_for("the new triggerer to take the trigger over", moved, 180)
+        finally:
+            os.killpg(self.dep.processes[old].pid, signal.SIGCONT)
+        log(f"{old} resumed; waiting for it to drop the trigger")
+
+        def dropped() -> bool:
+            return "not cancelling" in self.task_log(dag_id, run_id, "wait_done")
+
+        try:
+            wait_for(f"{old} to drop the moved trigger without cancelling", dropped, 60)
+            extra = ", the recovered triggerer ran on_kill and did not cancel"
+        except E2EFailure:
+            extra = ", the recovered triggerer exited without on_kill"
+        self.dep.stop(old)
+        time.sleep(POLL_INTERVAL * 2)
+        if self.emulator.job(job_id)["normalized"] == "cancelled":
+            problems.append("the job was cancelled by a triggerer restart")
+        self.emulator.set_status(job_id, "completed")
+        state = self.settle(dag_id, run_id)
+        ti_state = self.api.task_instances(dag_id, run_id)["wait_done"]["state"]
+        if state != "success" or ti_state != "success":
+            problems.append(f"wait_done ended {ti_state}, the run {state}; expected success")
+        if self.emulator.job(job_id)["cancel_calls"] != 0:
+            problems.append("expected no cancel call")
+        self.left_running.add(job_id)
+        self.report("triggerer-restart-no-cancel", job_id, problems, extra)
+
+
+SCENARIO_DAGS = [
+    "e2e_kill_deferred",
+    "e2e_clear_poking",
+    "e2e_run_failed",
+    "e2e_exec_timeout",
+    "e2e_restart_no_cancel",
+    "example_deadline_cancel",
+]
+
+
+def check_cancellation(
+    api: Airflow, emulator: Emulator, dep: Deployment
+) -> tuple[list[str], set[str], set[str]]:
+    """Every scenario; returns (failures, job ids, ids meant to stay uncancelled)."""
+    print("\n== cancellation when Airflow stops the work (JobStatusSensor, issue 12)")
+
+    def parsed() -> bool:
+        dag_ids = {dag["dag_id"] for dag in api.call("GET", "/dags?limit=200")["dags"]}
+        return set(SCENARIO_DAGS) <= dag_ids
+
+    wait_for("the scenario DAGs to be parsed", parsed, 180, 1)
+    scenarios = Scenarios(api, emulator, dep)
+    for run_scenario in (
+        scenarios.mark_failed_deferred,
+        scenarios.clear_poking,
+        scenarios.run_marked_failed,
+        scenarios.execution_timeout_deferred,
+        scenarios.deadline_missed,
+        scenarios.triggerer_restart_no_cancel,
+    ):
+        name = run_scenario.__name__.replace("_", "-")
+        try:
+            run_scenario()
+        except E2EFailure as error:
+            print(f"scenario {name}: FAILED — {error}")
+            scenarios.failures.append(f"scenario {name}: {error}")
+    return scenarios.failures, scenarios.job_ids, scenarios.left_running
+
+
 def collect_logs(dep: Deployment) -> Path:
     target = REPO / ".e2e" / f"logs-{time.strftime('%Y%m%d-%H%M%S')}"
     target.mkdir(parents=True, exist_ok=True)
@@ -601,16 +855,27 @@ def run(dep: Deployment) -> list[str]:
     found, restart_ids = check_triggerer_restart(api, emulator, dep)
     failures += found
     submitted |= restart_ids
+    found, scenario_ids, left_running = check_cancellation(api, emulator, dep)
+    failures += found
+    submitted |= scenario_ids
 
     # Nothing any DAG submitted is left running, and nothing ran that no DAG reported.
     jobs = emulator.jobs()
     stray = sorted(set(jobs) - submitted)
     if stray:
         failures.append(f"emulator jobs no submit task reported: {stray}")
-    not_cancelled = {i: j["status"] for i, j in jobs.items() if j["normalized"] != "cancelled"}
+    not_cancelled = {
+        i: j["status"]
+        for i, j in jobs.items()
+        if j["normalized"] != "cancelled" and i not in left_running
+    }
     if not_cancelled:
         failures.append(f"emulator jobs not cancelled at the end: {not_cancelled}")
-    print(f"\n== emulator: {len(jobs)} jobs, {len(jobs) - len(not_cancelled)} cancelled")
+    cancelled = sum(1 for job in jobs.values() if job["normalized"] == "cancelled")
+    print(
+        f"\n== emulator: {len(jobs)} jobs, {cancelled} cancelled, "
+        f"{len(left_running)} left to complete on purpose (triggerer-restart-no-cancel)"
+    )
     return failures
 
 

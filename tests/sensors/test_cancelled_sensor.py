@@ -310,6 +310,7 @@ def test_deferrable_defers_with_a_trigger_that_matches_the_sensor(
         "poll_interval": 2.5,
         "hook_params": hook_params,
         "missing_job_status": "cancelled",
+        "cancel_on_kill": False,
     }
     json.dumps(kwargs)
     # It checked once before deferring.

@@ -68,6 +68,7 @@ def test_serialize_round_trip() -> None:
         poll_interval=7,
         hook_params={"retry_limit": 5, "timeout": 10.0},
         missing_job_status="cancelled",
+        cancel_on_kill=True,
     )
 
     classpath, kwargs = original.serialize()
@@ -83,6 +84,7 @@ def test_serialize_round_trip() -> None:
         "poll_interval": 7.0,
         "hook_params": {"retry_limit": 5, "timeout": 10.0},
         "missing_job_status": "cancelled",
+        "cancel_on_kill": True,
     }
     recreated = cls(**json.loads(json.dumps(kwargs)))
     assert recreated.serialize() == (classpath, kwargs)
@@ -97,7 +99,23 @@ def test_serialize_defaults_are_json() -> None:
         "poll_interval": 5.0,
         "hook_params": {},
         "missing_job_status": None,
+        "cancel_on_kill": False,
     }
+
+
+def test_a_trigger_stored_by_an_older_release_is_recreated_without_cancel_on_kill() -> None:
+    # Deferred tasks keep their trigger's kwargs in the metadata DB across an upgrade.
+    stored = {
+        "conn_id": "c",
+        "job_ids": ["a"],
+        "success_statuses": ["cancelled"],
+        "poll_interval": 5.0,
+        "hook_params": {},
+        "missing_job_status": None,
+    }
+    trigger = JobStatusTrigger(**stored)
+    assert trigger.cancel_on_kill is False
+    assert trigger.serialize()[1] == {**stored, "cancel_on_kill": False}
 
 
 # ---------------------------------------------------------------------- run()

@@ -1,0 +1,314 @@
+"""Wait until remote jobs reach a status, and cancel them when Airflow stops the wait."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_cancel._compat import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    AirflowTaskTimeout,
+    BaseSensorOperator,
+    conf,
+    is_deferral_timeout,
+)
+from airflow_provider_cancel.exceptions import JobNotFoundError, missing_job_message
+from airflow_provider_cancel.job_ids import (
+    check_literal_job_ids,
+    duplicates_text,
+    job_ids_and_duplicates,
+    normalize_job_ids,
+)
+from airflow_provider_cancel.messages import describe_state
+from airflow_provider_cancel.status import JobState, JobStatus, assess, parse_statuses
+
+if TYPE_CHECKING:
+    from airflow_provider_cancel._compat import Context
+    from airflow_provider_cancel.hooks.base import JobApiHook
+
+
+def _is_timeout(error: BaseException) -> bool:
+    """Whether the sensor's ``timeout`` or the task's ``execution_timeout`` ended the wait.
+
+    With ``soft_fail`` Airflow turns a timeout into a skip: raised bare for ``timeout``, or
+    ``from`` the timeout for ``execution_timeout`` and a timed-out deferral. A skip caused by
+    anything else (a job that failed, with ``soft_fail``) is not a timeout.
+    """
+    if isinstance(error, (AirflowSensorTimeout, AirflowTaskTimeout)):
+        return True
+    if isinstance(error, AirflowSkipException):
+        cause = error.__cause__
+        return cause is None or isinstance(cause, (AirflowSensorTimeout, AirflowTaskTimeout))
+    return False
+
+
+def _flag(value: Any, name: str, task_id: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"Task {task_id!r}: {name} must be True or False, got {value!r}")
+    return value
+
+
+class JobStatusSensor(BaseSensorOperator):
+    """Succeed when every job's normalised status is in ``success_statuses``; cancel the jobs
+    when Airflow stops the wait.
+
+    Fails fast (no retries) when a job reaches a terminal status outside that set, e.g. it
+    failed, or disappears (404) unless ``missing_job_status`` says how to read a missing job.
+    ``unknown`` never counts as done. Works in ``poke`` and ``reschedule`` modes and deferrably
+    (default from ``[operators] default_deferrable``); in every mode ``timeout`` and
+    ``soft_fail`` mean the same. Deferrable mode checks once before deferring.
+
+    With ``cancel_on_kill`` (default) the jobs are cancelled when the task is killed while it
+    waits: marked failed or success, cleared, its DAG run marked failed, or its worker stopped
+    (``on_kill``); when deferred, by the trigger in the triggerer, after checking that the task
+    really left deferral (a triggerer restart or a trigger moving to another triggerer never
+    cancels). With ``cancel_on_timeout`` (default) a ``timeout`` or ``execution_timeout`` that
+    ends the wait cancels the jobs first, then fails the task (or skips it with ``soft_fail``).
+    What each Airflow version allows is in ``docs/cancellation.md``.
+
+    :param conn_id: a ``useapi`` or ``writetext`` connection.
+    :param job_id: templated; an id, a list, an ``XComArg`` or a Jinja string (as for
+        :class:`~airflow_provider_cancel.operators.cancel.CancelJobOperator`).
+    :param success_statuses: normalised statuses that count as done.
+    :param missing_job_status: read a job the API no longer knows (404) as this status,
+        e.g. ``"cancelled"`` for WriteText, which drops finished requests.
+    :param cancel_on_kill: cancel the jobs when Airflow kills the waiting task.
+    :param cancel_on_timeout: cancel the jobs when ``timeout``/``execution_timeout`` ends the
+        wait.
+    :param hook_params: passed to the hook, e.g. ``{"retry_limit": 5}``.
+
+    Example::
+
+        JobStatusSensor(
+            task_id="wait_done",
+            conn_id="useapi_default",
+            job_id="{{ ti.xcom_pull(task_ids='submit') }}",
+            poke_interval=30,
+            timeout=3600,
+            deferrable=True,
+        )
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "job_id", "hook_params")
+    ui_color = "#f7d6a8"
+    default_success_statuses: tuple[str, ...] = (JobStatus.COMPLETED.value,)
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        job_id: Any,
+        success_statuses: Sequence[str] | None = None,
+        missing_job_status: str | None = None,
+        cancel_on_kill: bool = True,
+        cancel_on_timeout: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        hook_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        check_literal_job_ids(job_id, task=self.task_id)
+        self.conn_id = conn_id
+        self.job_id = job_id
+        if success_statuses is None:
+            success_statuses = self.default_success_statuses
+        self.success_statuses = sorted(
+            status.value for status in parse_statuses(success_statuses, task=self.task_id)
+        )
+        self.missing_job_status = (
+            next(iter(parse_statuses([missing_job_status], task=self.task_id))).value
+            if missing_job_status is not None
+            else None
+        )
+        self.cancel_on_kill = _flag(cancel_on_kill, "cancel_on_kill", self.task_id)
+        self.cancel_on_timeout = _flag(cancel_on_timeout, "cancel_on_timeout", self.task_id)
+        self.deferrable = deferrable
+        self.hook_params = hook_params or {}
+        self._stop_cancel_done = False
+
+    @cached_property
+    def hook(self) -> JobApiHook:
+        from airflow_provider_cancel.hooks import hook_for_connection
+
+        return hook_for_connection(self.conn_id, self.hook_params)
+
+    def _job_ids(self) -> list[str]:
+        return normalize_job_ids(self.job_id, task=self.task_id)
+
+    def poke(self, context: Context) -> bool:
+        missing = JobStatus(self.missing_job_status) if self.missing_job_status else None
+        try:
+            states = self.hook.get_jobs(self._job_ids(), missing_status=missing)
+        except JobNotFoundError as error:
+            raise AirflowFailException(
+                f"Task {self.task_id!r}: {missing_job_message(error)}"
+            ) from None
+        return self._judge(states)
+
+    def _judge(self, states: dict[str, JobState]) -> bool:
+        verdict = assess(states, parse_statuses(self.success_statuses))
+        for job_id, state in states.items():
+            line = describe_state(job_id, state.status.value, state.raw_status, state.message)
+            self.log.info("%s", line)
+        if verdict.failures:
+            raise AirflowFailException(f"Task {self.task_id!r}: {verdict.message}")
+        if not verdict.done:
+            self.log.info("%s", verdict.message)
+        return verdict.done
+
+    def execute(self, context: Context) -> Any:
+        try:
+            return self._execute(context)
+        except (AirflowSensorTimeout, AirflowTaskTimeout, AirflowSkipException) as error:
+            self._cancel_after_timeout(error)
+            raise
+
+    def _execute(self, context: Context) -> Any:
+        duplicates = job_ids_and_duplicates(self.job_id, task=self.task_id)[1]
+        if duplicates:
+            self.log.info("%s", duplicates_text(duplicates))
+        if not self.deferrable:
+            return super().execute(context)
+        try:
+            if self.poke(context):
+                self.log.info("Every job already has a success status; not deferring")
+                return None
+        except AirflowSkipException:
+            raise
+        except AirflowFailException as error:
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping (soft_fail): {error}") from error
+            if getattr(self, "never_fail", False):  # Airflow 3: as in poke mode
+                raise AirflowSkipException(f"Skipping (never_fail): {error}") from error
+            raise
+        except Exception as error:
+            if getattr(self, "never_fail", False):
+                raise AirflowSkipException(f"Skipping (never_fail): {error}") from error
+            raise
+        from airflow_provider_cancel.triggers.status import JobStatusTrigger
+
+        self.defer(
+            trigger=JobStatusTrigger(
+                conn_id=self.conn_id,
+                job_ids=self._job_ids(),
+                success_statuses=list(self.success_statuses),
+                poll_interval=self.poke_interval,
+                hook_params=self.hook_params,
+                missing_job_status=self.missing_job_status,
+                cancel_on_kill=self.cancel_on_kill,
+            ),
+            method_name="execute_complete",
+            timeout=self._deferral_timeout(context),
+        )
+        return None
+
+    def _deferral_timeout(self, context: Context) -> timedelta:
+        """``timeout``, or what is left of ``execution_timeout`` if that ends sooner.
+
+        Airflow 3.3 stores only the ``defer(timeout=...)`` as the deferral's deadline (the
+        execution API's defer route; ``task_runner.py`` marks deferral "TODO: handle timeout"),
+        so a deferred task's ``execution_timeout`` would never fire without this.
+        """
+        timeout = timedelta(seconds=self.timeout)
+        if self.execution_timeout is None:
+            return timeout
+        ran = datetime.now(timezone.utc) - self._started(context)
+        left: timedelta = self.execution_timeout - ran
+        return max(min(timeout, left), timedelta(seconds=1))
+
+    @staticmethod
+    def _started(context: Context) -> datetime:
+        started = getattr(context.get("ti"), "start_date", None)
+        if not isinstance(started, datetime):
+            return datetime.now(timezone.utc)
+        return started if started.tzinfo else started.replace(tzinfo=timezone.utc)
+
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
+    ) -> Any:
+        # A timed-out deferral resumes the task here, in a worker: cancel, then fail. The
+        # deferral's deadline is the sooner of ``timeout`` (a sensor timeout: no retries) and
+        # ``execution_timeout`` (a task timeout: retries apply), told apart by the task's start.
+        if is_deferral_timeout(next_method, next_kwargs):
+            error = self._timeout_error(context)
+            self._cancel_after_timeout(error)
+            raise error
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except (AirflowSensorTimeout, AirflowSkipException) as error:
+            self._cancel_after_timeout(error)
+            raise
+
+    def _timeout_error(self, context: Context) -> BaseException:
+        ran = datetime.now(timezone.utc) - self._started(context)
+        if self.execution_timeout is not None and ran >= self.execution_timeout:
+            message = (
+                f"Task {self.task_id!r}: execution_timeout of "
+                f"{self.execution_timeout.total_seconds():g}s reached while deferred"
+            )
+            cause: BaseException = AirflowTaskTimeout(message)
+        else:
+            message = f"Task {self.task_id!r}: sensor timed out after {self.timeout:g}s"
+            cause = AirflowSensorTimeout(message)
+        if self.soft_fail:
+            skip: BaseException = AirflowSkipException(f"Skipping (soft_fail): {message}")
+            skip.__cause__ = cause
+            return skip
+        return cause
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
+        """Resume after the trigger's one event."""
+        status, message = event.get("status"), event.get("message", "")
+        for job_id, job in (event.get("jobs") or {}).items():
+            line = describe_state(
+                job_id, str(job.get("status")), job.get("raw_status"), job.get("message") or ""
+            )
+            self.log.info("%s", line)
+        if status == "success":
+            self.log.info("Every job reached a success status")
+            return
+        if status == "failed":
+            raise AirflowFailException(f"Task {self.task_id!r}: {message}")
+        raise AirflowException(f"Task {self.task_id!r}: polling failed: {message}")
+
+    def on_kill(self) -> None:
+        """Cancel the watched jobs: the task was killed while it waited (marked failed or
+        success, cleared, its run marked failed, its worker stopped) or its
+        ``execution_timeout`` fired (Airflow calls ``on_kill`` for that too)."""
+        if isinstance(sys.exc_info()[1], AirflowTaskTimeout):
+            if self.cancel_on_timeout:
+                self._cancel_on_stop("execution_timeout reached")
+            return
+        if self.cancel_on_kill:
+            self._cancel_on_stop("task killed (marked failed/success, cleared or stopped)")
+
+    def _cancel_after_timeout(self, error: BaseException) -> None:
+        if self.cancel_on_timeout and _is_timeout(error):
+            self._cancel_on_stop(f"timed out ({type(error).__name__})")
+
+    def _cancel_on_stop(self, why: str) -> None:
+        """Cancel the watched jobs at most once per try; log, never raise."""
+        if self._stop_cancel_done:
+            return
+        self._stop_cancel_done = True
+        why = f"Task {self.task_id!r}: {why}"
+        try:
+            job_ids = self._job_ids()
+            from airflow_provider_cancel.hooks import hook_from_connection
+            from airflow_provider_cancel.stopping import cancel_watched
+
+            # A hook of its own: a kill can interrupt a poke that is using ``self.hook``.
+            hook = hook_from_connection(self.hook.connection, self.hook_params)
+        except Exception as error:
+            self.log.error("%s: cannot cancel the jobs it watches: %s", why, error)
+            return
+        try:
+            cancel_watched(hook, job_ids, log=self.log, why=why)
+        finally:
+            hook.close()

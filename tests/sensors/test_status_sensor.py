@@ -1,0 +1,294 @@
+"""JobStatusSensor: waiting for completion, and cancelling what it watches when Airflow stops
+the wait (timeout, execution_timeout, a kill, a timed-out deferral), against the in-process
+emulator. What a real deployment does with these hooks is checked by ``make e2e``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from airflow_provider_cancel._compat import (
+    AIRFLOW_V_3_0_PLUS,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    AirflowTaskTimeout,
+    TaskDeferred,
+)
+from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
+from airflow_provider_cancel.sensors.status import JobStatusSensor
+
+FAST = {"retry_delay": 0.01, "max_retry_wait": 0.5, "timeout": 5.0}
+Context = Callable[..., dict[str, Any]]
+
+
+def sensor(conn_id: str, job_id: Any, **kwargs: Any) -> JobStatusSensor:
+    kwargs.setdefault("task_id", "wait_done")
+    kwargs.setdefault("hook_params", dict(FAST))
+    kwargs.setdefault("poke_interval", 0.05)
+    kwargs.setdefault("timeout", 10)
+    kwargs.setdefault("deferrable", False)
+    return JobStatusSensor(conn_id=conn_id, job_id=job_id, **kwargs)
+
+
+def statuses(emulator: Any, *job_ids: str) -> list[str]:
+    return [emulator.job(job_id)["normalized"] for job_id in job_ids]
+
+
+# ---------------------------------------------------------------------- waiting
+
+
+def test_defaults_wait_for_completed_and_cancel_on_kill_and_timeout() -> None:
+    wait = JobStatusSensor(task_id="w", conn_id="useapi_default", job_id="j")
+    assert wait.success_statuses == ["completed"]
+    assert (wait.cancel_on_kill, wait.cancel_on_timeout) == (True, True)
+    cancelled = JobCancelledSensor(task_id="c", conn_id="useapi_default", job_id="j")
+    assert cancelled.success_statuses == ["cancelled"]
+    assert (cancelled.cancel_on_kill, cancelled.cancel_on_timeout) == (False, False)
+    assert isinstance(cancelled, JobStatusSensor)
+
+
+def test_succeeds_when_the_job_completes(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    emulator.configure(job_duration=0.5)
+    job = emulator.submit_useapi()
+
+    sensor(useapi_conn, job).execute(make_context())
+
+    assert statuses(emulator, job) == ["completed"]
+    assert emulator.job(job)["cancel_calls"] == 0
+
+
+def test_a_cancelled_job_fails_fast_when_waiting_for_completion(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    job = emulator.submit_useapi()
+    emulator.set_status(job, "cancelled")
+
+    with pytest.raises(AirflowFailException, match="will never reach a success status"):
+        sensor(useapi_conn, job).execute(make_context())
+
+
+# ---------------------------------------------------------------------- bad input at parse
+
+
+@pytest.mark.parametrize("name", ["cancel_on_kill", "cancel_on_timeout"])
+@pytest.mark.parametrize("value", ["yes", 1, None, "False"])
+def test_flags_must_be_bools(name: str, value: Any) -> None:
+    with pytest.raises(TypeError) as error:
+        JobStatusSensor(task_id="wait_done", conn_id="c", job_id="j", **{name: value})
+    assert "'wait_done'" in str(error.value)
+    assert name in str(error.value)
+    assert repr(value) in str(error.value)
+
+
+@pytest.mark.parametrize("value", [[], (), ["done"], ["unknown"], "finished"])
+def test_success_statuses_must_be_known_and_non_empty(value: Any) -> None:
+    with pytest.raises(ValueError, match=r"Task 'wait_done': success_statuses="):
+        JobStatusSensor(task_id="wait_done", conn_id="c", job_id="j", success_statuses=value)
+
+
+# ---------------------------------------------------------------------- timeouts
+
+
+@pytest.mark.parametrize("mode", ["poke", "reschedule"])
+def test_timeout_cancels_the_jobs_first_then_fails(
+    emulator: Any, useapi_conn: str, make_context: Context, mode: str
+) -> None:
+    jobs = [emulator.submit_useapi(), emulator.submit_useapi()]
+    context = make_context()
+    wait = sensor(useapi_conn, jobs, timeout=0.3, mode=mode)
+    if mode == "reschedule":  # the first try was 10 s ago: this try finds the timeout passed
+        from datetime import datetime, timezone
+
+        context["ti"].first_reschedule_date = datetime.now(timezone.utc) - timedelta(seconds=10)
+
+    with pytest.raises(AirflowSensorTimeout):
+        wait.execute(context)
+
+    assert statuses(emulator, *jobs) == ["cancelled", "cancelled"]
+    assert [emulator.job(job)["cancel_calls"] for job in jobs] == [1, 1]
+
+
+def test_timeout_with_soft_fail_cancels_then_skips(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    job = emulator.submit_useapi()
+
+    with pytest.raises(AirflowSkipException):
+        sensor(useapi_conn, job, timeout=0.3, soft_fail=True).execute(make_context())
+
+    assert statuses(emulator, job) == ["cancelled"]
+
+
+def test_soft_fail_skip_for_a_failed_job_is_not_a_timeout(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    job = emulator.submit_useapi()
+    emulator.set_status(job, "failed")
+
+    with pytest.raises(AirflowSkipException):
+        sensor(useapi_conn, job, soft_fail=True).execute(make_context())
+
+    assert emulator.job(job)["cancel_calls"] == 0
+
+
+def test_no_cancel_on_timeout_when_disabled(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    job = emulator.submit_useapi()
+
+    with pytest.raises(AirflowSensorTimeout):
+        sensor(useapi_conn, job, timeout=0.3, cancel_on_timeout=False).execute(make_context())
+
+    assert statuses(emulator, job) == ["running"]
+    assert emulator.job(job)["cancel_calls"] == 0
+
+
+def test_execution_timeout_while_poking_cancels_once(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    # What the task runner does with execution_timeout: a SIGALRM timeout around execute, then
+    # on_kill() while AirflowTaskTimeout is being handled (task_runner.py, _execute_task).
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time.timeout import timeout
+    else:
+        from airflow.utils.timeout import timeout  # type: ignore[no-redef]
+    job = emulator.submit_useapi()
+    wait = sensor(useapi_conn, job, timeout=60)
+
+    def run_with_execution_timeout() -> None:
+        try:
+            with timeout(1):
+                wait.execute(make_context())
+        except AirflowTaskTimeout:
+            wait.on_kill()
+            raise
+
+    with pytest.raises(AirflowTaskTimeout):
+        run_with_execution_timeout()
+
+    assert statuses(emulator, job) == ["cancelled"]
+    assert emulator.job(job)["cancel_calls"] == 1
+
+
+def test_a_timed_out_deferral_cancels_then_fails(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    job = emulator.submit_useapi()
+    wait = sensor(useapi_conn, job, deferrable=True, timeout=60)
+    with pytest.raises(TaskDeferred):
+        wait.execute(make_context())
+    if AIRFLOW_V_3_0_PLUS:
+        next_kwargs = {"error": "Trigger timeout"}
+    else:
+        next_kwargs = {"error": "Trigger/execution timeout"}
+
+    with pytest.raises((AirflowSensorTimeout, AirflowSkipException)) as error:
+        wait.resume_execution("__fail__", next_kwargs, make_context())
+
+    assert isinstance(error.value, AirflowSensorTimeout)
+    assert statuses(emulator, job) == ["cancelled"]
+    assert emulator.job(job)["cancel_calls"] == 1
+
+
+# ---------------------------------------------------------------------- kills
+
+
+def test_on_kill_cancels_every_watched_job_and_logs_each(
+    emulator: Any, useapi_conn: str, all_logs: Callable[[], str]
+) -> None:
+    jobs = [emulator.submit_useapi() for _ in range(3)]
+    wait = sensor(useapi_conn, jobs)
+
+    wait.on_kill()
+
+    assert statuses(emulator, *jobs) == ["cancelled"] * 3
+    text = all_logs()
+    assert "task killed" in text
+    for job in jobs:
+        assert f"{job}: cancelled" in text
+
+
+def test_on_kill_does_nothing_when_disabled(emulator: Any, useapi_conn: str) -> None:
+    job = emulator.submit_useapi()
+
+    sensor(useapi_conn, job, cancel_on_kill=False).on_kill()
+
+    assert emulator.job(job)["cancel_calls"] == 0
+
+
+def test_a_cancel_that_fails_during_a_kill_is_logged_with_the_ids_left_running(
+    emulator: Any, useapi_conn: str, all_logs: Callable[[], str]
+) -> None:
+    jobs = [emulator.submit_useapi(), emulator.submit_useapi()]
+    emulator.inject("500", count=100, call="cancel")
+    wait = sensor(useapi_conn, jobs, hook_params={**FAST, "retry_limit": 1})
+
+    wait.on_kill()  # never raises
+
+    assert "cancelled" not in statuses(emulator, *jobs)
+    lines = [line for line in all_logs().splitlines() if "may still be running" in line]
+    assert any(all(job in line for job in jobs) for line in lines), lines
+    if AIRFLOW_V_3_0_PLUS:  # structlog events carry their level
+        assert any("'log_level': 'error'" in line for line in lines), lines
+
+
+def test_a_kill_waits_no_longer_than_one_attempt_of_the_hook(
+    emulator: Any, useapi_conn: str
+) -> None:
+    job = emulator.submit_useapi()
+    emulator.inject("hang", count=100, call="cancel", hang_seconds=30)
+    params = {**FAST, "timeout": 1.0, "connect_timeout": 1.0, "retry_limit": 5}
+    wait = sensor(useapi_conn, job, hook_params=params)
+
+    started = time.monotonic()
+    wait.on_kill()
+
+    # The budget (connect_timeout + timeout = 2 s), plus slack for a loaded machine; without
+    # the bound, 6 attempts of a hanging server would take 12 s and more.
+    assert time.monotonic() - started < 2.0 + 3
+    emulator.clear_faults()
+
+
+def test_a_deferral_ends_at_execution_timeout_when_that_is_sooner(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    # Airflow 3.3 keeps only defer(timeout=...) as a deferral's deadline: the sensor folds
+    # what is left of execution_timeout into it.
+    from datetime import datetime, timezone
+
+    job = emulator.submit_useapi()
+    context = make_context()
+    context["ti"].start_date = datetime.now(timezone.utc) - timedelta(seconds=20)
+    wait = sensor(
+        useapi_conn, job, deferrable=True, timeout=600, execution_timeout=timedelta(seconds=60)
+    )
+
+    with pytest.raises(TaskDeferred) as deferred:
+        wait.execute(context)
+
+    assert timedelta(seconds=35) <= deferred.value.timeout <= timedelta(seconds=40)
+
+
+def test_a_deferral_ended_by_execution_timeout_cancels_then_fails_as_a_task_timeout(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    from datetime import datetime, timezone
+
+    job = emulator.submit_useapi()
+    wait = sensor(
+        useapi_conn, job, deferrable=True, timeout=600, execution_timeout=timedelta(seconds=20)
+    )
+    context = make_context()
+    context["ti"].start_date = datetime.now(timezone.utc) - timedelta(seconds=21)
+
+    with pytest.raises(AirflowTaskTimeout, match="execution_timeout of 20s reached"):
+        wait.resume_execution("__fail__", {"error": "Trigger timeout"}, context)
+
+    assert statuses(emulator, job) == ["cancelled"]
