@@ -191,3 +191,47 @@ def test_api_version_only_matters_where_a_service_has_two(useapi) -> None:
     assert useapi("pixverse", "v1").service.family == "discord"
     assert useapi("pixverse", "v2").service.family == "scheduler"
     assert useapi("midjourney").service.version == "v2"
+
+
+# ---------------------------------------------------------------------- sensors per service
+
+
+@pytest.mark.parametrize(("service", "version"), SCHEDULERS)
+def test_waiting_for_cancelled_on_a_scheduler_service_is_refused_at_parse(service, version):
+    from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
+
+    with pytest.raises(ValueError, match="nothing to wait for"):
+        JobCancelledSensor(
+            task_id="wait",
+            conn_id="useapi_default",
+            job_id="12345",
+            hook_params={"service": service, "api_version": version},
+        )
+
+
+def test_a_sensor_on_a_jobs_service_waits_normally(useapi, fake_api) -> None:
+    from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
+    from airflow_provider_cancel.sensors.status import JobStatusSensor
+
+    JobStatusSensor(  # waiting for completion on a scheduler service is fine
+        task_id="done", conn_id="svc", job_id="1", hook_params={"service": "minimax"}
+    )
+    useapi("flowmusic")
+    path = url(f"/v1/flowmusic/jobs/{encode_path_segment(JOB)}")
+    fake_api.add(
+        "GET", path, json={"jobid": JOB, "status": "failed", "error": {"code": "user_cancelled"}}
+    )
+    sensor = JobCancelledSensor(
+        task_id="wait", conn_id="svc", job_id=JOB, hook_params={"service": "flowmusic", **FAST}
+    )
+    assert sensor.poke({}) is True
+
+
+def test_a_scheduler_service_from_the_connection_fails_the_wait_at_run_time(useapi) -> None:
+    from airflow_provider_cancel._compat import AirflowFailException
+    from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
+
+    useapi("kling")  # the service comes from the connection's extra: known only at run time
+    sensor = JobCancelledSensor(task_id="wait", conn_id="svc", job_id="12345")
+    with pytest.raises(AirflowFailException, match="nothing to wait for"):
+        sensor.poke({})
