@@ -15,13 +15,15 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_cancel.messages import describe_result, outcome_level
 from airflow_provider_cancel.status import CancelOutcome, CancelResult, JobStatus
 
 if TYPE_CHECKING:
     from airflow_provider_cancel.hooks.base import JobApiHook
 
-LEFT_RUNNING = (CancelOutcome.ERROR, CancelOutcome.NOT_FOUND)
-"""Outcomes after which the job may still run (a 404 may be a wrong id)."""
+LEFT_RUNNING = (CancelOutcome.ERROR, CancelOutcome.NOT_FOUND, CancelOutcome.UNTRACKED)
+"""Outcomes after which the job may still run (a 404 may be a wrong id; an untracked job runs
+on upstream)."""
 
 
 def kill_budget(hook: JobApiHook) -> float:
@@ -33,18 +35,12 @@ def kill_budget(hook: JobApiHook) -> float:
 def log_outcomes(
     log: Any, results: Sequence[CancelResult], why: str, job_ids: Sequence[str]
 ) -> list[str]:
-    """One INFO line per job, and one ERROR line naming every id that may still run.
+    """One line per job (at the level its outcome deserves), and one ERROR line naming every
+    id that may still run.
 
     Returns those ids."""
     for result in results:
-        (log.warning if result.outcome in LEFT_RUNNING else log.info)(
-            "%s: %s (status %s, raw %r) %s",
-            result.job_id,
-            result.outcome.value,
-            result.status.value,
-            result.raw_status,
-            result.message,
-        )
+        log.log(outcome_level(result.outcome), "%s", describe_result(result))
     answered = {result.job_id for result in results}
     left = [r.job_id for r in results if r.outcome in LEFT_RUNNING]
     left += [job_id for job_id in job_ids if job_id not in answered]
