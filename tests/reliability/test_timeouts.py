@@ -27,8 +27,10 @@ from .conftest import conn_env
 from .fault_matrix import USEAPI_TOKEN, WRITETEXT_KEY, Blackhole
 from .test_bad_input import context
 
-SLACK = 1.0
-"""Backoff (retry_delay 0.01), thread start-up and scheduling noise."""
+SLACK = 2.5
+"""Backoff (retry_delay 0.01), a WriteText token request, thread start-up and scheduling noise
+on a loaded machine; every hanging server here holds on for 10 s or more, so a call that
+waited for it could not pass."""
 
 
 def bound(attempts: int, timeout: float) -> float:
