@@ -12,9 +12,11 @@ from airflow_provider_cancel.hooks.base import JobApiHook
 from airflow_provider_cancel.hooks.transport import ApiRequest, Flow
 from airflow_provider_cancel.hooks.useapi_services import (
     DEFAULT_SERVICE,
+    DEFAULT_VERSION,
     JOBS_CODES,
     MIDJOURNEY,
     MIDJOURNEY_V3,
+    SERVICES,
     UseApiService,
     find_service,
     service_names,
@@ -31,7 +33,8 @@ V3_STATUSES = MIDJOURNEY_V3
 V3_CANCELLED_ERROR = "job cancelled by user"
 """v3 has no cancelled status: a cancelled job reads ``failed`` with this error."""
 
-API_VERSIONS = ("v1", "v2", "v3")
+API_VERSIONS = ("v2", "v3")
+"""Midjourney's API versions."""
 
 
 def job_state(job_id: str, body: Any, service: UseApiService | str) -> JobState:
@@ -115,22 +118,22 @@ class UseApiHook(JobApiHook):
     def _service(self, conn: Any) -> UseApiService:
         name = self._service_argument or self.extra_value("service", conn) or DEFAULT_SERVICE
         name = str(name).strip().lower()
+        versions = sorted(version for service, version in SERVICES if service == name)
+        if not versions:
+            raise ConnectionConfigError(
+                f"Connection {self.conn_id!r}: useapi.net service {name!r} is not supported "
+                f"(services: {', '.join(service_names())})"
+            )
+        if len(versions) == 1:  # api_version chooses only where there is a choice
+            return SERVICES[(name, versions[0])]
         version = self._api_version_argument or self.extra_value("api_version", conn)
-        version = str(version).strip().lower() if version else None
-        if version is not None and version not in API_VERSIONS:
+        version = str(version or DEFAULT_VERSION).strip().lower()
+        if version not in versions:
             raise ConnectionConfigError(
                 f"Connection {self.conn_id!r}: api_version {version!r} is not one of "
-                f"{', '.join(API_VERSIONS)}"
+                f"{', '.join(versions)}"
             )
-        try:
-            return find_service(name, version)
-        except KeyError:
-            known = "versions v2, v3" if name in ("midjourney", "pixverse") else "services"
-            raise ConnectionConfigError(
-                f"Connection {self.conn_id!r}: useapi.net service {name!r} "
-                f"{'(api_version ' + repr(version) + ') ' if version else ''}is not supported "
-                f"({known}: {', '.join(service_names())})"
-            ) from None
+        return SERVICES[(name, version)]
 
     def _check_extras(self, conn: Any) -> None:
         self._service(conn)
