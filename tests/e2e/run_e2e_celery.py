@@ -210,9 +210,13 @@ def start_postgres(dep: Cluster) -> None:
 
     def accepting() -> bool:
         dep.check_alive()
-        with contextlib.closing(
-            psycopg2.connect(host="127.0.0.1", port=dep.pg_port, user="airflow", dbname="postgres")
-        ) as conn:
+        try:
+            conn = psycopg2.connect(
+                host="127.0.0.1", port=dep.pg_port, user="airflow", dbname="postgres"
+            )
+        except psycopg2.OperationalError:  # not listening yet
+            return False
+        with contextlib.closing(conn):
             conn.autocommit = True
             with conn.cursor() as cur:
                 cur.execute("CREATE DATABASE airflow")
@@ -296,7 +300,7 @@ def configure(dep: Cluster, emulator_url: str, db_url: str, broker_url: str) -> 
         AIRFLOW__CORE__PARALLELISM="32",
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=db_url,
         AIRFLOW__CELERY__BROKER_URL=broker_url,
-        AIRFLOW__CELERY__RESULT_BACKEND="db+" + db_url.replace("+psycopg2", ""),
+        AIRFLOW__CELERY__RESULT_BACKEND=f"db+{db_url}",
         AIRFLOW__CELERY__WORKER_CONCURRENCY="2",
         AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=str(HEARTBEAT_TIMEOUT),
         AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="5",
