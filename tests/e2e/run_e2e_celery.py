@@ -52,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ class Cluster(base.Deployment):
         self.pg_folder: Path | None = None
         self.db_url = ""
 
-    def start(  # type: ignore[override]
+    def start(
         self,
         name: str,
         argv: list[str],
@@ -678,6 +679,9 @@ def run_scenarios(ctx: Context, names: list[str], results: list[Result]) -> None
             outcome = SCENARIO_FUNCTIONS[name](ctx)
         except E2EFailure as error:
             outcome = Outcome(failures=[str(error)])
+        except Exception as error:  # report it and go on with the next scenario
+            traceback.print_exc()
+            outcome = Outcome(failures=[f"unexpected {type(error).__name__}: {error}"])
         seconds = time.monotonic() - started
         ok = not outcome.failures
         figures = "; ".join(outcome.figures + outcome.failures)
@@ -720,8 +724,6 @@ def main() -> int:
         setup.append(f"{type(error).__name__}: {error}")
     except Exception as error:
         setup.append(f"unexpected {type(error).__name__}: {error}")
-        import traceback
-
         traceback.print_exc()
     finally:
         log("stopping every process started here")
