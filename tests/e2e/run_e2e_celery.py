@@ -306,8 +306,11 @@ def configure(dep: Cluster, emulator_url: str, db_url: str, broker_url: str) -> 
         AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=str(HEARTBEAT_TIMEOUT),
         AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="5",
         # The task supervisor notices that its task finished only at its next heartbeat tick:
-        # with the default 5 s, a 0.5 s task holds its worker slot for about 5 s.
-        AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL="1",
+        # with the default 5 s, a 0.5 s task holds its worker slot for about 5 s. Set it in the
+        # environment to compare (docs/deploying.md).
+        AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL=os.environ.get(
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", "1"
+        ),
         AIRFLOW__TRIGGERER__CAPACITY=str(TRIGGERER_CAPACITY),
         AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD=str(TRIGGERER_HEALTH_THRESHOLD),
     )
