@@ -554,7 +554,13 @@ def triggerer_killed(ctx: Context) -> Outcome:
     spread = ctx.db.triggers_per_triggerer(DEFERRED_DAG, run_id)
     victim = max(spread, key=lambda name: spread[name])
     survivor = "triggerer-2" if victim == "triggerer-1" else "triggerer-1"
-    time.sleep(POLL_INTERVAL)  # let every trigger poll at least once on its first triggerer
+    polls = ctx.emulator.call("GET", "counters")["status_requests"]
+    wait_for(
+        "the triggers to poll on their first triggerers",
+        lambda: ctx.emulator.call("GET", "counters")["status_requests"] - polls >= len(ids),
+        TIMEOUT,
+        1,
+    )
     pid = ctx.dep.kill9(victim)
     killed = time.monotonic()
     log(f"kill -9 {victim} (pid {pid} and its trigger runner) while it held {spread[victim]}")
