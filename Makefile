@@ -106,3 +106,23 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 
 bench: $(BENCH_STAMP)
 	PATH="$(BIN):$$PATH" $(BIN)/python bench/run.py
+
+## make e2e-celery: a distributed Airflow 3 (CeleryExecutor, PostgreSQL, Redis, two Celery workers,
+## two triggerers) runs four scale-out scenarios against the emulator (tests/e2e/run_e2e_celery.py).
+## Installs Debian's postgresql and redis-server when missing (apt-get; sudo when not root) and the
+## celery extra into .venv; starts and stops its own PostgreSQL and Redis on free ports.
+.PHONY: e2e-celery
+CELERY_STAMP := $(VENV)/.celery-stamp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CELERY_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[celery]'
+	touch $(CELERY_STAMP)
+
+e2e-celery: $(CELERY_STAMP)
+	@if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+		echo "installing postgresql and redis-server (apt-get)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			--no-install-recommends postgresql redis-server; \
+	fi
+	PATH="$(BIN):$$PATH" $(BIN)/python tests/e2e/run_e2e_celery.py
