@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
+class JobApiHook(BaseHook, abc.ABC):
     """Base of the per-API hooks: wraps an Airflow connection whose password is the secret.
 
     Subclasses say which requests cancel and read a job (``cancel_flow``, ``status_flow``),
