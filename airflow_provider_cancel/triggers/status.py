@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from airflow_provider_cancel._compat import BaseTrigger, TriggerEvent
@@ -31,7 +31,7 @@ class JobStatusTrigger(BaseTrigger):
     def __init__(
         self,
         conn_id: str,
-        job_ids: list[str],
+        job_ids: Sequence[str],
         success_statuses: list[str] | None = None,
         poll_interval: float = 5.0,
         hook_params: dict[str, Any] | None = None,
@@ -46,6 +46,7 @@ class JobStatusTrigger(BaseTrigger):
         self.missing_job_status = missing_job_status
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        """The classpath and JSON kwargs the triggerer re-creates this trigger from."""
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -59,6 +60,7 @@ class JobStatusTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until the jobs settle; yield one event."""
         from airflow_provider_cancel.hooks.transport import holding_async_clients
 
         # Every trigger in the loop shares one pooled client; it stays open while any runs.

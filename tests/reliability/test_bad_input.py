@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cancel._compat import AirflowException
+from airflow_provider_cancel._compat import AirflowException, Context
 from airflow_provider_cancel.callbacks import cancel_on_failure
 from airflow_provider_cancel.exceptions import ConnectionConfigError, InvalidJobIdError
 from airflow_provider_cancel.hooks import writetext
@@ -75,7 +75,7 @@ class FakeTI:
         return self.xcoms.get(task_ids)
 
 
-def context(task_id: str = "cancel", xcoms: dict[str, Any] | None = None) -> dict[str, Any]:
+def context(task_id: str = "cancel", xcoms: dict[str, Any] | None = None) -> Context:
     ti = FakeTI(task_id, xcoms)
     return {"ti": ti, "task_instance": ti}
 
