@@ -138,6 +138,7 @@ class Emulator:
 
     @property
     def region_url(self) -> str:
+        """``http://`` URL of the region port."""
         return f"http://{self.region}"
 
     def _require_started(self) -> None:
@@ -174,6 +175,7 @@ class Emulator:
         return self.state.describe(job)
 
     def jobs(self) -> list[dict[str, Any]]:
+        """Every job, as :meth:`job` shows it."""
         with self.state.lock:
             return [self.state.describe(job) for job in self.state.jobs.values()]
 
@@ -185,6 +187,7 @@ class Emulator:
         self.state.add_fault(Fault(kind, **options))
 
     def clear_faults(self) -> None:
+        """Drop every queued fault."""
         self.state.clear_faults()
 
     def reset(self) -> None:

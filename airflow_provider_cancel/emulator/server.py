@@ -58,6 +58,7 @@ class Server(ThreadingHTTPServer):
         super().__init__(address, Handler)
 
     def server_bind(self) -> None:
+        """Bind without the reverse DNS lookup ``HTTPServer`` does."""
         # HTTPServer.server_bind does a reverse DNS lookup (getfqdn), which can stall for
         # seconds in sandboxes; the name is never used here.
         socketserver.TCPServer.server_bind(self)
@@ -66,11 +67,14 @@ class Server(ThreadingHTTPServer):
         self.server_port = int(port)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
+        """Print a handler's traceback only when verbose."""
         if self.emulator.verbose:
             super().handle_error(request, client_address)
 
 
 class Handler(BaseHTTPRequestHandler):
+    """One connection's requests: read, count, delay, inject a fault or answer, write."""
+
     protocol_version = "HTTP/1.1"
     server_version = "emulator/1.0"
     sys_version = ""
@@ -80,6 +84,7 @@ class Handler(BaseHTTPRequestHandler):
         return cast(Server, self.server)
 
     def setup(self) -> None:
+        """Turn Nagle off and count the connection."""
         super().setup()
         # Headers and body go out in separate writes; without TCP_NODELAY, Nagle plus the
         # client's delayed ACK adds ~40 ms to every keep-alive response.
@@ -88,16 +93,19 @@ class Handler(BaseHTTPRequestHandler):
         self._srv.emulator._connection_opened(self.connection)
 
     def finish(self) -> None:
+        """Forget the connection once it closes."""
         try:
             super().finish()
         finally:
             self._srv.emulator._connection_closed(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:
+        """Log the request line only when verbose."""
         if self._srv.emulator.verbose:
             super().log_message(format, *args)
 
     def do_GET(self) -> None:
+        """Serve a request (every method goes the same way)."""
         self._dispatch()
 
     do_POST = do_DELETE = do_PUT = do_PATCH = do_GET

@@ -315,9 +315,11 @@ class JobApiHook(BaseHook, abc.ABC):
         return dict(zip(job_ids, await asyncio.gather(*map(read, job_ids)), strict=True))
 
     async def acancel_job(self, job_id: str) -> CancelResult:
+        """Async :meth:`cancel_job`."""
         return await self.arun_flow(self.cancel_flow(self._one_id(job_id)))
 
     async def aget_job(self, job_id: str) -> JobState:
+        """Async :meth:`get_job`."""
         return await self.arun_flow(self.status_flow(self._one_id(job_id)))
 
     def request(
@@ -343,6 +345,7 @@ class JobApiHook(BaseHook, abc.ABC):
         json: Any = None,
         params: Mapping[str, Any] | None = None,
     ) -> Any:
+        """Async :meth:`request`."""
         return await self.arun_flow(self._request_flow(method, path, json, params))
 
     def test_connection(self) -> tuple[bool, str]:
@@ -353,6 +356,7 @@ class JobApiHook(BaseHook, abc.ABC):
             return False, self.scrub(str(error))
 
     def get_conn(self) -> requests.Session:
+        """The pooled ``requests`` session (Airflow's hook interface)."""
         return self.session
 
     # ------------------------------------------------------------------ flows
@@ -422,6 +426,7 @@ class JobApiHook(BaseHook, abc.ABC):
         return self.parse_json(response, call=f"{method.upper()} {path}")
 
     def parse_json(self, response: ApiResponse, *, call: str, job_id: str | None = None) -> Any:
+        """The body as JSON; :class:`InvalidResponseError` when it is not JSON."""
         try:
             return response.json()
         except ValueError:

@@ -85,6 +85,7 @@ class UseApiHook(JobApiHook):
 
     @cached_property
     def api_version(self) -> str:
+        """``v2`` or ``v3``: the hook argument, else the connection's extra, else ``v2``."""
         return self._api_version(self.connection)
 
     def _api_version(self, conn: Any) -> str:
@@ -101,12 +102,14 @@ class UseApiHook(JobApiHook):
         self._api_version(conn)
 
     def auth(self) -> tuple[str, dict[str, str]]:
+        """The base URL and the bearer-token headers."""
         return self.base_url, {
             "Authorization": f"Bearer {self.secret}",
             "Accept": "application/json",
         }
 
     def status_request(self, job_id: str) -> ApiRequest:
+        """The request that reads one job in this API version."""
         if self.api_version == "v3":
             path = f"/v3/midjourney/jobs/{encode_path_segment(job_id)}"
         else:
@@ -114,6 +117,7 @@ class UseApiHook(JobApiHook):
         return ApiRequest("GET", path, call="status", job_id=job_id)
 
     def cancel_request(self, job_id: str) -> ApiRequest:
+        """The request that cancels one job in this API version."""
         if self.api_version == "v3":
             path = f"/v3/midjourney/jobs/{encode_path_segment(job_id)}"
             return ApiRequest("DELETE", path, call="cancel", job_id=job_id)
@@ -121,6 +125,7 @@ class UseApiHook(JobApiHook):
         return ApiRequest("GET", path, call="cancel", job_id=job_id)
 
     def status_flow(self, job_id: str) -> Flow[JobState]:
+        """Read one job."""
         response = yield self.status_request(job_id)
         if response.status_code != 200:
             raise self.error_for(response, call="status", job_id=job_id)
@@ -128,6 +133,7 @@ class UseApiHook(JobApiHook):
         return job_state(job_id, body, self.api_version)
 
     def cancel_flow(self, job_id: str) -> Flow[CancelResult]:
+        """Cancel one job and say what became of it."""
         response = yield self.cancel_request(job_id)
         code = response.status_code
         if code == 204:  # v3's documented success: the job is cancelled
@@ -142,9 +148,11 @@ class UseApiHook(JobApiHook):
         return (yield from self.read_after_cancel_flow(job_id, response, accepted=False))
 
     def state_from_body(self, job_id: str, body: Any) -> JobState:
+        """The job state a status body describes."""
         return job_state(job_id, body, self.api_version)
 
     def test_flow(self) -> Flow[str]:
+        """Read the account: the connection test."""
         response = yield ApiRequest("GET", "/v2/account", call="account")
         if response.status_code != 200:
             raise self.error_for(response, call="account")

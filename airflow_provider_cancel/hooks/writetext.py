@@ -73,6 +73,8 @@ def job_state(job_id: str, body: Any) -> JobState:
 
 @dataclass(frozen=True)
 class AccessToken:
+    """A WriteText access token, the region it is valid for and when to refresh it."""
+
     token: str
     region_url: str
     expires_at: float
@@ -303,6 +305,7 @@ class WriteTextHook(JobApiHook):
         return self._token_key
 
     def token_request(self) -> ApiRequest:
+        """The token endpoint's request, authenticated with the API key."""
         return ApiRequest(
             "GET",
             TOKEN_PATH,
@@ -313,6 +316,7 @@ class WriteTextHook(JobApiHook):
         )
 
     def token_flow(self) -> Flow[AccessToken]:
+        """Fetch a new access token."""
         response = yield self.token_request()
         code = response.status_code
         if code in (401, 403):
@@ -347,6 +351,7 @@ class WriteTextHook(JobApiHook):
         }
 
     def auth(self) -> tuple[str, dict[str, str]]:
+        """The region URL and the access-token headers (a cached token, else a new one)."""
         key = self._cache_key
         token = TOKEN_CACHE.valid(key)
         if token is None:
@@ -362,6 +367,7 @@ class WriteTextHook(JobApiHook):
         return self._headers(token)
 
     async def aauth(self) -> tuple[str, dict[str, str]]:
+        """Async :meth:`auth`."""
         key = self._cache_key
         token = TOKEN_CACHE.valid(key)
         if token is None:
@@ -383,6 +389,7 @@ class WriteTextHook(JobApiHook):
             raise failure
 
     def forget_auth(self, used_headers: Mapping[str, str]) -> bool:
+        """A job call refused the token in ``used_headers``: whether to retry with a new one."""
         used = used_headers.get("Authorization", "").removeprefix("Bearer ")
         return TOKEN_CACHE.forget(self._cache_key, used)
 
@@ -406,9 +413,11 @@ class WriteTextHook(JobApiHook):
             ) from None
 
     def state_from_body(self, job_id: str, body: Any) -> JobState:
+        """The request state a status body describes."""
         return job_state(job_id, body)
 
     def status_flow(self, job_id: str) -> Flow[JobState]:
+        """Read one request."""
         path = f"/text/Generate/Bulk/{encode_path_segment(job_id)}"
         response = yield ApiRequest("GET", path, call="status", job_id=job_id)
         if response.status_code != 200:
@@ -417,6 +426,7 @@ class WriteTextHook(JobApiHook):
         return self.state_from_body(job_id, body)
 
     def cancel_flow(self, job_id: str) -> Flow[CancelResult]:
+        """Cancel one request and say what became of it."""
         path = f"/text/Generate/Bulk/{encode_path_segment(job_id)}/cancel"
         response = yield ApiRequest("POST", path, call="cancel", job_id=job_id)
         code = response.status_code
@@ -433,6 +443,7 @@ class WriteTextHook(JobApiHook):
         return (yield from self.read_after_cancel_flow(job_id, response, accepted=False))
 
     def test_flow(self) -> Flow[str]:
+        """Read the credit: the connection test."""
         response = yield ApiRequest("GET", "/text/Credit", call="credit")
         if response.status_code != 200:
             raise self.error_for(response, call="credit")

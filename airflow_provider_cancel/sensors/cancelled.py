@@ -95,6 +95,7 @@ class JobCancelledSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> JobApiHook:
+        """The hook for ``conn_id``, built on first use."""
         from airflow_provider_cancel.hooks import hook_for_connection
 
         return hook_for_connection(self.conn_id, self.hook_params)
@@ -103,6 +104,7 @@ class JobCancelledSensor(BaseSensorOperator):
         return normalize_job_ids(self.job_id, task=self.task_id)
 
     def poke(self, context: Context) -> bool:
+        """Read the jobs once: whether every one has reached a success status."""
         missing = JobStatus(self.missing_job_status) if self.missing_job_status else None
         try:
             states = self.hook.get_jobs(self._job_ids(), missing_status=missing)
@@ -124,6 +126,7 @@ class JobCancelledSensor(BaseSensorOperator):
         return verdict.done
 
     def execute(self, context: Context) -> Any:
+        """Wait for the jobs: poke, reschedule or defer to the trigger."""
         duplicates = job_ids_and_duplicates(self.job_id, task=self.task_id)[1]
         if duplicates:
             self.log.info("%s", duplicates_text(duplicates))
@@ -164,6 +167,7 @@ class JobCancelledSensor(BaseSensorOperator):
     def resume_execution(
         self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
     ) -> Any:
+        """Resume after deferral; a trigger timeout is a sensor timeout."""
         # A timed-out deferral is a sensor timeout on every Airflow version (no retries).
         if is_trigger_timeout(next_method, next_kwargs):
             message = f"Task {self.task_id!r}: sensor timed out after {self.timeout:g}s"
