@@ -8,7 +8,7 @@ from typing import Any
 
 
 class JobStatus(str, enum.Enum):
-    """A remote job's status, normalised across APIs (SPEC §3)."""
+    """A remote job's status, normalised across APIs (docs/statuses.md)."""
 
     QUEUED = "queued"
     RUNNING = "running"

@@ -1,4 +1,4 @@
-"""Job id validation and encoding (SPEC §4 "Bad input gets a clear error and no request")."""
+"""Job id validation and encoding (docs/statuses.md: bad input gets a clear error and no request)."""
 
 from __future__ import annotations
 

@@ -33,13 +33,13 @@ V3_CANCELLED_ERROR = "job cancelled by user"
 
 API_VERSIONS = ("v2", "v3")
 
-# Answers that may mean "this job cannot be cancelled because it already ended" (undocumented,
-# SPEC §5): read the job to find out what really happened.
+# Answers that may mean "this job cannot be cancelled because it already ended" (the API
+# documentation does not say which): read the job to find out what really happened.
 AMBIGUOUS_REFUSALS = frozenset({400, 404, 409, 422})
 
 
 def job_state(job_id: str, body: Any, api_version: str) -> JobState:
-    """Normalise a useapi job body (SPEC §3)."""
+    """Normalise a useapi job body (docs/statuses.md)."""
     body_dict = body if isinstance(body, dict) else {}
     raw = body_dict.get("status")
     raw_status = raw if isinstance(raw, str) else None

@@ -257,7 +257,7 @@ def test_cancel_already_cancelled_job(conn, version, emulator, run_hook, answer)
     job_id = emulator.submit_useapi(version=version)
     emulator.set_status(job_id, "cancelled")  # v3: stored as failed + "Job cancelled by user"
     result = run_hook(hook(conn), "cancel_job", job_id)
-    # SPEC §4: already_finished with the status; an already-cancelled job may also read cancelled
+    # docs/statuses.md: already_finished with the status; an already-cancelled job may also read cancelled
     assert result.outcome in (CancelOutcome.ALREADY_FINISHED, CancelOutcome.CANCELLED)
     assert result.status is JobStatus.CANCELLED
     assert result.raw_status == ("cancelled" if version == "v2" else "failed")

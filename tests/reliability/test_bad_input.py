@@ -1,6 +1,7 @@
-"""Bad input for the operator, the sensor and the callbacks: every value the SPEC calls a mistake
-is refused with a clear error that names the task and the value, before any request (the
-emulator's counters stay at zero); duplicates are cancelled once; 10,000 ids all get cancelled.
+"""Bad input for the operator, the sensor and the callbacks: every value docs/statuses.md calls
+a mistake is refused with a clear error that names the task and the value, before any request
+(the emulator's counters stay at zero); duplicates are cancelled once; 10,000 ids all get
+cancelled.
 
 For callbacks "clear error" means logged, never raised: the task's own failure stays visible.
 """
