@@ -177,4 +177,4 @@ TOKEN = Api(
 )
 
 #: ``/text/...`` and ``/web/...`` on the main host: a client ignoring ``region`` must fail.
-ELSEWHERE = Api(family=FAMILY, route_prefix="writetext")
+ELSEWHERE = Api(family=FAMILY, route_prefix="writetext", case_insensitive=True)
