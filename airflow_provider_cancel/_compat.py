@@ -27,7 +27,7 @@ if AIRFLOW_V_3_0_PLUS:
     from airflow.sdk.log import mask_secret
 else:  # Airflow 2.11
     from airflow.configuration import conf  # type: ignore[no-redef]
-    from airflow.exceptions import (  # type: ignore[no-redef]
+    from airflow.exceptions import (
         AirflowException,
         AirflowFailException,
         AirflowNotFoundException,
@@ -37,13 +37,22 @@ else:  # Airflow 2.11
         AirflowTaskTimeout,
         TaskDeferred,
     )
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
-    from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
-    from airflow.sensors.base import BaseSensorOperator  # type: ignore[no-redef]
-    from airflow.utils.log.secrets_masker import mask_secret  # type: ignore[no-redef]
+    from airflow.hooks.base import BaseHook
+    from airflow.models.baseoperator import BaseOperator
+    from airflow.sensors.base import BaseSensorOperator
+    from airflow.utils.log.secrets_masker import mask_secret
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection
+    from airflow.sdk import Connection, Context
+    from airflow.triggers import base as _triggers
+
+    # Airflow's trigger classes as mypy should see them: their constructors are unannotated.
+    class BaseTrigger(_triggers.BaseTrigger):
+        def __init__(self, **kwargs: Any) -> None: ...
+
+    class TriggerEvent(_triggers.TriggerEvent):
+        def __init__(self, payload: Any, **kwargs: Any) -> None: ...
+
 
 __all__ = [
     "AIRFLOW_VERSION",
@@ -59,7 +68,10 @@ __all__ = [
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
+    "BaseTrigger",
+    "Context",
     "TaskDeferred",
+    "TriggerEvent",
     "aget_connection",
     "apull_run_xcom",
     "atask_instance_state",
@@ -72,12 +84,22 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The trigger classes (same path in Airflow 2 and 3) pull in much of Airflow core; only the
-    # triggerer needs them, so they load on first use, not with every DAG file.
+    """Load the trigger classes and ``Context`` on first use (typed above for mypy).
+
+    The trigger classes (same path in Airflow 2 and 3) pull in much of Airflow core; only the
+    triggerer needs them, so they load on first use, not with every DAG file. ``Context`` is a
+    type: the package only names it in annotations.
+    """
     if name in ("BaseTrigger", "TriggerEvent"):
         from airflow.triggers import base
 
         return getattr(base, name)
+    if name == "Context":
+        if AIRFLOW_V_3_0_PLUS:
+            from airflow.sdk import Context
+        else:  # Airflow 2.11
+            from airflow.utils.context import Context  # type: ignore[no-redef]
+        return Context
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -91,10 +113,10 @@ async def aget_connection(conn_id: str) -> Connection:
     aget = getattr(BaseHook, "aget_connection", None)
     if aget is not None:
         conn: Any = await aget(conn_id)
-        return conn  # type: ignore[no-any-return]
+        return conn
     from asgiref.sync import sync_to_async
 
-    return await sync_to_async(BaseHook.get_connection)(conn_id)  # type: ignore[no-any-return]
+    return await sync_to_async(BaseHook.get_connection)(conn_id)
 
 
 def is_deferral_timeout(next_method: str, next_kwargs: dict[str, Any] | None) -> bool:
@@ -182,7 +204,7 @@ def deadline_async_callback() -> Any:
         from airflow.sdk.definitions.callback import AsyncCallback
     except ImportError:
         try:
-            from airflow.sdk.definitions.deadline import AsyncCallback  # type: ignore[no-redef]
+            from airflow.sdk.definitions.deadline import AsyncCallback
         except ImportError:
             return None
     return AsyncCallback

@@ -49,6 +49,7 @@ class CancelOnFailure:
         return f"cancel_on_failure({self.conn_id!r}, xcom_task_ids={self.xcom_task_ids!r})"
 
     def __call__(self, context: Any) -> None:
+        """Cancel the jobs; log, never raise, when that fails."""
         try:
             self._cancel(context)
         except Exception:  # best effort: the original failure must stay visible

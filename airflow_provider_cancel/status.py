@@ -8,7 +8,7 @@ from typing import Any
 
 
 class JobStatus(str, enum.Enum):
-    """A remote job's status, normalised across APIs (SPEC §3)."""
+    """A remote job's status, normalised across APIs (docs/statuses.md)."""
 
     QUEUED = "queued"
     RUNNING = "running"
@@ -20,6 +20,7 @@ class JobStatus(str, enum.Enum):
 
     @property
     def is_terminal(self) -> bool:
+        """Whether the status can no longer change."""
         return self in TERMINAL_STATUSES
 
     def __str__(self) -> str:
@@ -97,6 +98,7 @@ class CancelResult:
 
     @classmethod
     def from_state(cls, state: JobState, outcome: CancelOutcome, message: str) -> CancelResult:
+        """A result carrying ``state``'s id and statuses."""
         return cls(state.job_id, outcome, state.status, state.raw_status, message)
 
 
@@ -118,6 +120,7 @@ class Assessment:
 
     @property
     def message(self) -> str:
+        """One line saying where the wait stands."""
         if self.failures:
             reasons = "; ".join(f"{job_id!r}: {why}" for job_id, why in self.failures.items())
             return f"{len(self.failures)} job(s) will never reach a success status: {reasons}"

@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -84,9 +85,7 @@ class EmulatorProcess:
         return [self.call("POST", "jobs", {"api": api})["id"] for _ in range(count)]
 
     def set_status(self, job_id: str, status: str) -> None:
-        self.call(
-            "POST", f"jobs/{requests.utils.quote(job_id, safe='')}/status", {"status": status}
-        )
+        self.call("POST", f"jobs/{quote(job_id, safe='')}/status", {"status": status})
 
     def jobs(self) -> list[dict[str, Any]]:
         return list(self.call("GET", "jobs"))

@@ -160,14 +160,16 @@ def all_logs(
 ) -> Iterator[Callable[[], str]]:
     """Capture every log line at DEBUG: structlog events (before any masking), stdlib records
     and whatever reaches stdout/stderr. Yields a function returning all of it as one string."""
+    capture: LogCapture | None = None
+    old: dict[str, Any] | None = None
     try:
         import structlog
         from structlog.testing import LogCapture
     except ImportError:  # Airflow 2 logs through the stdlib only
-        structlog = None
-    old = structlog.get_config() if structlog else None
-    capture = LogCapture() if structlog else None
-    if structlog:
+        pass
+    else:
+        old = structlog.get_config()
+        capture = LogCapture()
         structlog.configure(
             processors=[capture],
             wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
@@ -194,5 +196,5 @@ def all_logs(
     try:
         yield text
     finally:
-        if structlog:
+        if old is not None:
             structlog.configure(**old)

@@ -285,10 +285,10 @@ def _forward(request: Request, client: socket.socket, target: tuple[str, int]) -
         answer = b""
         while chunk := upstream.recv(65536):
             answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
+    answer_head, _, body = answer.partition(b"\r\n\r\n")
     kept = [
         line
-        for line in head.split(b"\r\n")
+        for line in answer_head.split(b"\r\n")
         if not line.lower().startswith((b"connection:", b"keep-alive:"))
     ]
     client.sendall(b"\r\n".join([*kept, b"Connection: close"]) + b"\r\n\r\n" + body)

@@ -1,4 +1,4 @@
-"""Job id validation and encoding (SPEC §4 "Bad input gets a clear error and no request")."""
+"""Job id validation and encoding (docs/statuses.md: bad input gets a clear error and no request)."""
 
 from __future__ import annotations
 
@@ -164,7 +164,7 @@ def test_any_sequence_is_a_list_of_ids() -> None:
         def __init__(self, items: list[str]) -> None:
             self.items = items
 
-        def __getitem__(self, index):  # type: ignore[no-untyped-def]
+        def __getitem__(self, index):
             return self.items[index]
 
         def __len__(self) -> int:

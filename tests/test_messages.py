@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_provider_cancel._compat import AirflowException
+from airflow_provider_cancel._compat import AirflowException, Context
 from airflow_provider_cancel.callbacks import cancel_on_failure
 from airflow_provider_cancel.messages import describe_result, describe_state, shorten
 from airflow_provider_cancel.operators.cancel import CancelJobOperator
@@ -119,7 +119,7 @@ def lines(caplog: pytest.LogCaptureFixture) -> Iterator[Lines]:
     try:
         from structlog.testing import capture_logs
     except ImportError:  # Airflow 2 without structlog: the stdlib records are everything
-        entries: list[dict[str, Any]] = []
+        entries: list[MutableMapping[str, Any]] = []
 
         def read() -> list[tuple[str, str]]:
             return [(r.levelname.lower(), r.getMessage()) for r in caplog.records]
@@ -151,7 +151,7 @@ def test_operator_logs_error_and_not_found_outcomes_at_their_level(
         job_id=[running, done, "job:gone", running, "job:gone"],
         hook_params=FAST,
     )
-    context = {"ti": _TI(), "task_instance": _TI()}
+    context: Context = {"ti": _TI(), "task_instance": _TI()}
 
     with pytest.raises(AirflowException, match="job:gone"):
         operator.execute(context)

@@ -1,4 +1,4 @@
-"""The normalised status model and the SPEC §3 table at the pure-function level."""
+"""The normalised status model and the table of docs/statuses.md at the pure-function level."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ Q, R, CG, CD, DONE, F, U = (
     JobStatus.UNKNOWN,
 )
 
-# (raw status, error text, normalised) — every row of SPEC §3 with case variants and junk.
+# (raw status, error text, normalised) — every row of docs/statuses.md's table with case variants and junk.
 USEAPI_COMMON = [
     ("created", None, Q),
     ("CREATED", None, Q),

@@ -14,11 +14,16 @@ In-process::
 
 Separate process: ``python -m airflow_provider_cancel.emulator --port 8765``; drive it through
 the ``/_emulator/...`` control endpoints.
+
+Modules: ``facade.py`` (:class:`Emulator`), ``server.py`` (ports and request handler),
+``control.py`` (``/_emulator/...``), ``routes.py`` (the routing table), one module per API
+(``useapi_v2.py``, ``useapi_v3.py``, ``writetext.py``; ``useapi.py`` holds what the useapi versions
+share) described with the types of ``api.py`` and ``model.py``, and ``state.py`` (the store).
 """
 
 from __future__ import annotations
 
-from .server import Emulator
-from .state import normalize
+from .facade import Emulator
+from .routes import normalize
 
 __all__ = ["Emulator", "normalize"]

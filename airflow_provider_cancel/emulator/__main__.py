@@ -14,7 +14,27 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from .server import Emulator
+from .facade import Emulator
+from .state import FINISHED_CANCEL_ANSWERS, Config
+
+DEFAULTS = Config()
+
+
+#: The options that set a :class:`~.state.Config` field (named like it), in ``--help`` order.
+SETTING_HELP = {
+    "latency": "seconds added to every API request",
+    "start_delay": "seconds before a new job leaves created/Pending (useapi: created, started after "
+    "it, progress after twice it; WriteText: Pending, then Running)",
+    "cancel_delay": "seconds a cancelled WriteText request stays Cancelling before Cancelled "
+    "(useapi jobs are cancelled at once)",
+    "job_duration": "seconds after which a job that was not cancelled completes",
+    "token_ttl": "lifetime of WriteText access tokens (s)",
+    "useapi_token": "the useapi.net API token accepted (Authorization: Bearer ...)",
+    "writetext_api_key": "the WriteText API key accepted by the token endpoint "
+    "(WriteTextAI-Token header)",
+    "finished_cancel_answer": "HTTP status useapi answers to a cancel of a job that already ended",
+}
+CHOICES = {"finished_cancel_answer": FINISHED_CANCEL_ANSWERS}
 
 
 def _fault(text: str) -> tuple[str, int | None, float | None]:
@@ -31,6 +51,7 @@ def _fault(text: str) -> tuple[str, int | None, float | None]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line; every setting's default comes from :class:`~.state.Config`."""
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_cancel.emulator",
         description="Emulate useapi.net Midjourney (v2, v3) and WriteText.ai locally. The main "
@@ -58,54 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="WriteText region port; 0 = any free port (default: %(default)s)",
     )
-    parser.add_argument(
-        "--latency",
-        type=float,
-        default=0.0,
-        help="seconds added to every API request (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--start-delay",
-        type=float,
-        default=0.2,
-        help="seconds before a new job leaves created/Pending (useapi: created, started after "
-        "it, progress after twice it; WriteText: Pending, then Running) (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--cancel-delay",
-        type=float,
-        default=1.0,
-        help="seconds a cancelled WriteText request stays Cancelling before Cancelled "
-        "(useapi jobs are cancelled at once) (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--job-duration",
-        type=float,
-        default=300.0,
-        help="seconds after which a job that was not cancelled completes (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--token-ttl",
-        type=int,
-        default=86400,
-        help="lifetime of WriteText access tokens (s) (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--useapi-token",
-        default="emulator-useapi-token",
-        help="the useapi.net API token accepted (Authorization: Bearer ...) (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--writetext-api-key",
-        default="emulator-writetext-key",
-        help="the WriteText API key accepted by the token endpoint (WriteTextAI-Token header) (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--finished-cancel-answer",
-        choices=("200", "400", "404", "409"),
-        default="200",
-        help="HTTP status useapi answers to a cancel of a job that already ended (default: %(default)s)",
-    )
+    for name, text in SETTING_HELP.items():
+        default = getattr(DEFAULTS, name)
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=type(default),
+            default=default,
+            choices=CHOICES.get(name),
+            help=text + " (default: %(default)s)",
+        )
     parser.add_argument(
         "--fault",
         action="append",
@@ -139,21 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator until SIGTERM or SIGINT; returns the exit code."""
     args = build_parser().parse_args(argv)
+    settings = {name: getattr(args, name) for name in Config.names() if hasattr(args, name)}
     emulator = Emulator(
-        host=args.host,
-        port=args.port,
-        region_port=args.region_port,
-        latency=args.latency,
-        job_duration=args.job_duration,
-        start_delay=args.start_delay,
-        cancel_delay=args.cancel_delay,
-        token_ttl=args.token_ttl,
-        useapi_token=args.useapi_token,
-        writetext_api_key=args.writetext_api_key,
-        finished_cancel_answer=args.finished_cancel_answer,
-        seed=args.seed,
-        verbose=args.verbose,
+        args.host, args.port, args.region_port, seed=args.seed, verbose=args.verbose, **settings
     )
     for text in args.fault:
         kind, count, rate = _fault(text)

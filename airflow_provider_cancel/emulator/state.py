@@ -1,13 +1,10 @@
-"""Job store, clock, counters, tokens and fault queue of the emulator.
+"""Job store, settings, counters, tokens and fault queue of the emulator.
 
 Everything mutable lives in one :class:`EmulatorState` guarded by one lock. The HTTP layer
-(``server.py``) only reads and writes through it, so the in-process Python API (tests) and the
-HTTP control endpoints (separate process: demos, benchmarks) see exactly the same state.
-
-There is no background thread: a job's status is *computed* from the time since it was created
-(or cancelled) each time somebody reads it. That keeps the emulator deterministic enough for tests
-(``start_delay`` / ``job_duration`` / ``cancel_delay`` are the only knobs) and free of timers that
-would outlive it.
+(``server.py``, ``control.py``) only reads and writes through it, so the in-process Python API
+(tests) and the HTTP control endpoints (separate process: demos, benchmarks) see exactly the same
+state. The store knows no API: each job follows the :class:`~.model.JobModel` of its API, handed
+in by the routing table (``routes.py``).
 """
 
 from __future__ import annotations
@@ -17,23 +14,12 @@ import random
 import secrets
 import threading
 import time
-import uuid
 from collections import deque
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-USEAPI_V2 = "useapi_v2"
-USEAPI_V3 = "useapi_v3"
-WRITETEXT = "writetext"
-APIS = (USEAPI_V2, USEAPI_V3, WRITETEXT)
-
-#: Error text useapi v3 puts on a cancelled job (v3 has no "cancelled" status).
-V3_CANCELLED_ERROR = "Job cancelled by user"
-
-#: Raw statuses in which a job can still be cancelled, per API.
-USEAPI_RUNNING = frozenset({"created", "started", "progress"})
-WRITETEXT_ACTIVE = frozenset({"pending", "running"})
+from .model import Job, JobModel
 
 FAULT_KINDS = frozenset(
     {
@@ -52,82 +38,99 @@ FAULT_KINDS = frozenset(
         "expired_token",
     }
 )
-#: ``call`` filter values of :meth:`EmulatorState.inject`; "list" and "other" are extras.
+#: ``call`` filter values of a :class:`Fault`; "list" and "other" are extras.
 FAULT_CALLS = frozenset({"token", "cancel", "status", "submit", "list", "other", "any"})
 FAULT_APIS = frozenset({"useapi", "writetext"})
-FINISHED_CANCEL_ANSWERS = frozenset({"200", "400", "404", "409"})
+FINISHED_CANCEL_ANSWERS = ("200", "400", "404", "409")
 TOKEN_FIELDS = frozenset({"access_token", "accessToken", "token"})
 EXPIRY_SECONDS_FIELDS = frozenset({"expires_in", "expiresIn"})
 EXPIRY_ABSOLUTE_FIELDS = frozenset({"expires", "expiresAt"})
 
 REQUEST_LOG_SIZE = 10_000
 
-_NORMALIZED_USEAPI = {
-    "created": "queued",
-    "started": "running",
-    "progress": "running",
-    "cancelled": "cancelled",
-    "completed": "completed",
-    "failed": "failed",
-    "moderated": "failed",
-}
-_NORMALIZED_WRITETEXT = {
-    "pending": "queued",
-    "running": "running",
-    "cancelling": "cancelling",
-    "cancelled": "cancelled",
-    "completed": "completed",
-    "timedout": "failed",
-    "failed": "failed",
-}
+_CHECK = "check"
 
 
-def iso(ts: float) -> str:
-    """ISO-8601 UTC with milliseconds and ``Z``, the shape both real APIs use."""
-    text = datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    return text[:-3] + "Z"
+def _seconds(name: str, value: Any) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return number
 
 
-def normalize(api: str, raw_status: str, error: str | None = None) -> str:
-    """Map a raw status to the product's normalised status (SPEC section 3).
+def _integer(name: str, value: Any) -> int:
+    return int(value)
 
-    Mirrors the table the hooks implement, so tests can compare the emulator's view with the
-    hook's view. Unknown raw values map to ``"unknown"``.
-    """
-    raw = raw_status.lower()
-    if api == WRITETEXT:
-        return _NORMALIZED_WRITETEXT.get(raw, "unknown")
-    if api == USEAPI_V3:
-        if raw == "failed" and (error or "").strip().lower() == V3_CANCELLED_ERROR.lower():
-            return "cancelled"
-        if raw == "cancelled":  # not a real v3 status
-            return "unknown"
-    return _NORMALIZED_USEAPI.get(raw, "unknown")
+
+def _text(name: str, value: Any) -> str:
+    return str(value)
+
+
+def _finished_cancel_answer(name: str, value: Any) -> str:
+    answer = str(value)
+    if answer not in FINISHED_CANCEL_ANSWERS:
+        raise ValueError(f"{name} must be one of {sorted(FINISHED_CANCEL_ANSWERS)}")
+    return answer
+
+
+def _token_fields(name: str, value: Any) -> tuple[str, str | None]:
+    token_field, expiry_field = tuple(value)
+    if token_field not in TOKEN_FIELDS:
+        raise ValueError(f"token field must be one of {sorted(TOKEN_FIELDS)}")
+    if expiry_field is not None and expiry_field not in (
+        EXPIRY_SECONDS_FIELDS | EXPIRY_ABSOLUTE_FIELDS
+    ):
+        raise ValueError(f"unsupported expiry field {expiry_field!r}")
+    return (token_field, expiry_field)
+
+
+def _setting(default: Any, check: Callable[[str, Any], Any]) -> Any:
+    return field(default=default, metadata={_CHECK: check})
 
 
 @dataclass
-class Job:
-    """One emulated job. Times ending in ``_mono`` are ``time.monotonic()`` values."""
+class Config:
+    """The emulator's settings, each with its default and its check.
 
-    id: str
-    api: str
-    created_wall: float
-    created_mono: float
-    prompt: str = ""
-    forced_status: str | None = None
-    forced_mono: float | None = None
-    error: str | None = None
-    cancelled_mono: float | None = None
-    cancel_calls: int = 0
+    The one list of settings: ``Emulator(**settings)``, :meth:`Emulator.configure`, the
+    ``/_emulator/config`` endpoint and the command line's defaults are all derived from it.
+    """
 
-    def wall(self, mono: float) -> float:
-        """Wall-clock time of a monotonic instant of this job (for ``created``/``updated``)."""
-        return self.created_wall + (mono - self.created_mono)
+    latency: float = _setting(0.0, _seconds)
+    job_duration: float = _setting(300.0, _seconds)
+    start_delay: float = _setting(0.2, _seconds)
+    cancel_delay: float = _setting(1.0, _seconds)
+    token_ttl: int = _setting(86400, _integer)
+    useapi_token: str = _setting("emulator-useapi-token", _text)
+    writetext_api_key: str = _setting("emulator-writetext-key", _text)
+    finished_cancel_answer: str = _setting("200", _finished_cancel_answer)
+    token_fields: tuple[str, str | None] = _setting(("access_token", "expires_in"), _token_fields)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """Every setting's name, sorted."""
+        return sorted(spec.name for spec in fields(cls))
+
+    @classmethod
+    def check(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Validated, coerced copies of ``settings``; ``ValueError`` names what is wrong."""
+        known = {spec.name: spec for spec in fields(cls)}
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise ValueError(f"unknown emulator setting(s): {unknown}")
+        return {name: known[name].metadata[_CHECK](name, value) for name, value in settings.items()}
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting by name, sorted."""
+        return {name: getattr(self, name) for name in self.names()}
 
 
 @dataclass
 class Fault:
-    """A queued fault: served to the next ``count`` matching requests, or to a ``rate`` share."""
+    """A queued fault: served to the next ``count`` matching requests, or to a ``rate`` share.
+
+    Checked on creation; without ``count`` or ``rate`` it is served once.
+    """
 
     kind: str
     count: int | None = None
@@ -137,28 +140,32 @@ class Fault:
     retry_after: float | int | None = None
     hang_seconds: float = 30.0
 
+    def __post_init__(self) -> None:
+        self.kind = str(self.kind)
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {sorted(FAULT_KINDS)}, got {self.kind!r}")
+        if self.call is not None and self.call not in FAULT_CALLS:
+            raise ValueError(f"call must be one of {sorted(FAULT_CALLS)}, got {self.call!r}")
+        if self.api is not None and self.api not in FAULT_APIS:
+            raise ValueError(f"api must be one of {sorted(FAULT_APIS)}, got {self.api!r}")
+        if self.count is not None and self.rate is not None:
+            raise ValueError("give count or rate, not both")
+        if self.rate is not None and not 0.0 <= float(self.rate) <= 1.0:
+            raise ValueError("rate must be between 0 and 1")
+        if self.count is None and self.rate is None:
+            self.count = 1
+        self.count = None if self.count is None else int(self.count)
+        self.rate = None if self.rate is None else float(self.rate)
+        self.hang_seconds = float(self.hang_seconds)
+
     def matches(self, api: str, call: str, region: bool) -> bool:
+        """Whether this fault applies to a request of ``api`` and ``call``."""
         if self.call not in (None, "any") and self.call != call:
             return False
         if self.api is not None and self.api != api:
             return False
         # An invalid_token answer only makes sense where access tokens are checked.
         return not (self.kind == "expired_token" and not region)
-
-
-@dataclass
-class Config:
-    """Runtime-changeable knobs (see :meth:`EmulatorState.configure`)."""
-
-    latency: float = 0.0
-    job_duration: float = 300.0
-    start_delay: float = 0.2
-    cancel_delay: float = 1.0
-    token_ttl: int = 86400
-    useapi_token: str = "emulator-useapi-token"
-    writetext_api_key: str = "emulator-writetext-key"
-    finished_cancel_answer: str = "200"
-    token_fields: tuple[str, str | None] = ("access_token", "expires_in")
 
 
 def _empty_counters() -> dict[str, Any]:
@@ -174,40 +181,11 @@ def _empty_counters() -> dict[str, Any]:
     }
 
 
-def check_config(name: str, value: Any) -> Any:
-    """Validate and coerce one configuration value; raise ``ValueError`` on nonsense."""
-    if name in ("latency", "job_duration", "start_delay", "cancel_delay"):
-        number = float(value)
-        if number < 0:
-            raise ValueError(f"{name} must be >= 0, got {value!r}")
-        return number
-    if name == "token_ttl":
-        return int(value)
-    if name in ("useapi_token", "writetext_api_key"):
-        return str(value)
-    if name == "finished_cancel_answer":
-        answer = str(value)
-        if answer not in FINISHED_CANCEL_ANSWERS:
-            raise ValueError(
-                f"finished_cancel_answer must be one of {sorted(FINISHED_CANCEL_ANSWERS)}"
-            )
-        return answer
-    if name == "token_fields":
-        token_field, expiry_field = tuple(value)
-        if token_field not in TOKEN_FIELDS:
-            raise ValueError(f"token field must be one of {sorted(TOKEN_FIELDS)}")
-        if expiry_field is not None and expiry_field not in (
-            EXPIRY_SECONDS_FIELDS | EXPIRY_ABSOLUTE_FIELDS
-        ):
-            raise ValueError(f"unsupported expiry field {expiry_field!r}")
-        return (token_field, expiry_field)
-    raise ValueError(f"unknown emulator setting {name!r}")
-
-
 @dataclass
 class EmulatorState:
-    """All mutable emulator state behind one lock."""
+    """All mutable emulator state behind one lock; ``models`` are the APIs' jobs by key."""
 
+    models: Mapping[str, JobModel]
     config: Config = field(default_factory=Config)
     seed: int | None = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -224,8 +202,9 @@ class EmulatorState:
         self.rng = random.Random(self.seed)
 
     # ------------------------------------------------------------------ configuration
-    def configure(self, **kwargs: Any) -> None:
-        checked = {name: check_config(name, value) for name, value in kwargs.items()}
+    def configure(self, **settings: Any) -> None:
+        """Change settings (checked first: nothing changes when one is wrong)."""
+        checked = Config.check(settings)
         with self.lock:
             for name, value in checked.items():
                 setattr(self.config, name, value)
@@ -241,17 +220,8 @@ class EmulatorState:
             self.rng = random.Random(self.seed)
 
     # ------------------------------------------------------------------ jobs
-    def new_job_id(self, api: str) -> str:
-        """An id shaped like the real API's (useapi ids contain ``:``; WriteText uses UUIDs)."""
-        if api == WRITETEXT:
-            return str(uuid.uuid4())
-        n = next(self._ids)
-        now = datetime.now(tz=timezone.utc)
-        if api == USEAPI_V2:
-            stamp = now.strftime("%Y%m%d%H%M%S") + f"{now.microsecond // 1000:03d}"
-            return f"job:{stamp}-user:1-channel:1-bot:midjourney-{n}"
-        stamp = now.strftime("%m%d%H%M%S") + f"{now.microsecond:06d}{n % 1000:03d}"
-        return f"j{stamp}i-u1-c1-bot:midjourney-{n}"
+    def _next_number(self) -> int:
+        return next(self._ids)
 
     def create_job(
         self,
@@ -261,11 +231,13 @@ class EmulatorState:
         prompt: str = "",
         error: str | None = None,
     ) -> Job:
-        if api not in APIS:
-            raise ValueError(f"api must be one of {APIS}, got {api!r}")
+        """Store a new job of ``api`` (an id shaped like the real API's unless given)."""
+        model = self.models.get(api)
+        if model is None:
+            raise ValueError(f"api must be one of {tuple(self.models)}, got {api!r}")
         with self.lock:
             if job_id is None:
-                job_id = self.new_job_id(api)
+                job_id = model.new_id(self._next_number)
             if job_id in self.jobs:
                 raise ValueError(f"job {job_id!r} already exists")
             job = Job(
@@ -281,58 +253,26 @@ class EmulatorState:
             return job
 
     def get(self, job_id: str) -> Job | None:
+        """The job with this id, if any."""
         with self.lock:
             return self.jobs.get(job_id)
 
     def set_status(self, job_id: str, raw_status: str, error: str | None = None) -> None:
-        """Pin a job's raw status (it stops following the clock).
-
-        Convenience: ``"cancelled"`` on a v3 job is stored as v3 shows it, ``failed`` with
-        the error "Job cancelled by user".
-        """
+        """Pin a job's raw status (it stops following the clock); KeyError if unknown."""
         with self.lock:
             job = self.jobs.get(job_id)
             if job is None:
                 raise KeyError(job_id)
-            if job.api == USEAPI_V3 and raw_status.lower() == "cancelled":
-                raw_status, error = "failed", V3_CANCELLED_ERROR
-            job.forced_status = raw_status
+            job.forced_status, job.error = self.models[job.api].pinned(raw_status, error)
             job.forced_mono = time.monotonic()
-            job.error = error
 
-    def status_of(self, job: Job, now: float | None = None) -> tuple[str, float]:
+    def status_of(self, job: Job) -> tuple[str, float]:
         """Raw status as the API would show it now, and the monotonic time it was reached."""
-        if now is None:
-            now = time.monotonic()
-        if job.forced_status is not None:
-            return job.forced_status, job.forced_mono or job.created_mono
-        cfg = self.config
-        elapsed = now - job.created_mono
-        if job.api == WRITETEXT:
-            if job.cancelled_mono is not None:
-                done = job.cancelled_mono + cfg.cancel_delay
-                if now >= done:
-                    return "Cancelled", done
-                return "Cancelling", job.cancelled_mono
-            if elapsed >= cfg.job_duration:
-                return "Completed", job.created_mono + cfg.job_duration
-            if elapsed >= cfg.start_delay:
-                return "Running", job.created_mono + cfg.start_delay
-            return "Pending", job.created_mono
-        if job.cancelled_mono is not None:
-            return ("cancelled" if job.api == USEAPI_V2 else "failed"), job.cancelled_mono
-        if elapsed >= cfg.job_duration:
-            return "completed", job.created_mono + cfg.job_duration
-        if elapsed >= 2 * cfg.start_delay:
-            return "progress", job.created_mono + 2 * cfg.start_delay
-        if elapsed >= cfg.start_delay:
-            return "started", job.created_mono + cfg.start_delay
-        return "created", job.created_mono
+        return self.models[job.api].status_at(job, time.monotonic(), self.config)
 
     def error_of(self, job: Job) -> str | None:
-        if job.forced_status is None and job.cancelled_mono is not None and job.api == USEAPI_V3:
-            return V3_CANCELLED_ERROR
-        return job.error if job.forced_status is not None else None
+        """The error text the API shows on ``job``."""
+        return self.models[job.api].error_of(job)
 
     def cancel(self, job: Job) -> None:
         """Record an accepted cancel: the job leaves any pinned status and follows the clock."""
@@ -346,71 +286,44 @@ class EmulatorState:
         """The ``Emulator.job()`` view: raw status, normalised status, cancel count."""
         with self.lock:
             raw, _ = self.status_of(job)
+            error = self.error_of(job)
             return {
                 "id": job.id,
                 "api": job.api,
                 "status": raw,
-                "normalized": normalize(job.api, raw, self.error_of(job)),
-                "error": self.error_of(job),
+                "normalized": self.models[job.api].normalize(raw, error),
+                "error": error,
                 "cancel_calls": job.cancel_calls,
                 "created": job.created_wall,
             }
 
     # ------------------------------------------------------------------ tokens
     def issue_token(self) -> str:
+        """A new WriteText access token, valid for ``token_ttl`` seconds."""
         token = secrets.token_urlsafe(32)
         with self.lock:
             self.tokens[token] = time.monotonic() + self.config.token_ttl
         return token
 
     def token_valid(self, token: str) -> bool:
+        """Whether ``token`` was issued and has not expired."""
         with self.lock:
             expiry = self.tokens.get(token)
             return expiry is not None and time.monotonic() < expiry
 
     def expire_tokens(self) -> None:
+        """Invalidate every issued access token."""
         with self.lock:
             self.tokens.clear()
 
     # ------------------------------------------------------------------ faults
-    def inject(
-        self,
-        kind: str,
-        *,
-        count: int | None = None,
-        rate: float | None = None,
-        call: str | None = None,
-        api: str | None = None,
-        retry_after: float | int | None = None,
-        hang_seconds: float = 30.0,
-    ) -> Fault:
-        kind = str(kind)
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"fault kind must be one of {sorted(FAULT_KINDS)}, got {kind!r}")
-        if call is not None and call not in FAULT_CALLS:
-            raise ValueError(f"call must be one of {sorted(FAULT_CALLS)}, got {call!r}")
-        if api is not None and api not in FAULT_APIS:
-            raise ValueError(f"api must be one of {sorted(FAULT_APIS)}, got {api!r}")
-        if count is not None and rate is not None:
-            raise ValueError("give count or rate, not both")
-        if rate is not None and not 0.0 <= float(rate) <= 1.0:
-            raise ValueError("rate must be between 0 and 1")
-        if count is None and rate is None:
-            count = 1
-        fault = Fault(
-            kind=kind,
-            count=None if count is None else int(count),
-            rate=None if rate is None else float(rate),
-            call=call,
-            api=api,
-            retry_after=retry_after,
-            hang_seconds=float(hang_seconds),
-        )
+    def add_fault(self, fault: Fault) -> None:
+        """Queue a fault (after the ones already queued)."""
         with self.lock:
             self.faults.append(fault)
-        return fault
 
     def clear_faults(self) -> None:
+        """Drop every queued fault."""
         with self.lock:
             self.faults.clear()
 
@@ -434,6 +347,7 @@ class EmulatorState:
 
     # ------------------------------------------------------------------ counters and log
     def count_connection(self) -> None:
+        """Count one accepted TCP connection."""
         with self.lock:
             self.counters["connections"] += 1
 
@@ -449,15 +363,18 @@ class EmulatorState:
             self.requests_log.append(entry)
 
     def set_logged_status(self, entry: dict[str, Any], status: int | None) -> None:
+        """Fill in the HTTP status of a logged request."""
         with self.lock:
             entry["status"] = status
 
     def snapshot_counters(self) -> dict[str, Any]:
+        """A copy of the counters."""
         with self.lock:
             copy = dict(self.counters)
             copy["by_route"] = dict(self.counters["by_route"])
             return copy
 
     def snapshot_log(self) -> list[dict[str, Any]]:
+        """Copies of the logged requests, oldest first."""
         with self.lock:
             return [dict(entry) for entry in self.requests_log]

@@ -55,7 +55,7 @@ Params = Mapping[str, Any] | None
 """Query parameters of :meth:`JobApiHook.request`."""
 
 
-class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
+class JobApiHook(BaseHook, abc.ABC):
     """Base of the per-API hooks: wraps an Airflow connection whose password is the secret.
 
     API modules say, as data and small builders, which requests cancel and read a job
@@ -308,9 +308,11 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         return dict(zip(job_ids, await asyncio.gather(*map(read, job_ids)), strict=True))
 
     async def acancel_job(self, job_id: str) -> CancelResult:
+        """Async twin of :meth:`cancel_job`."""
         return await self.arun_flow(self.cancel_flow(self._one_id(job_id)))
 
     async def aget_job(self, job_id: str) -> JobState:
+        """Async twin of :meth:`get_job`."""
         return await self.arun_flow(self.status_flow(self._one_id(job_id)))
 
     def request(self, method: str, path: str, *, json: Any = None, params: Params = None) -> Any:
@@ -335,6 +337,7 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
             return False, self.scrub(str(error))
 
     def get_conn(self) -> requests.Session:
+        """Airflow's hook interface: the pooled ``requests`` session."""
         return self.session
 
     # ------------------------------------------------------------------ flows
@@ -434,6 +437,7 @@ class JobApiHook(BaseHook, abc.ABC):  # type: ignore[misc]
         return self.parse_json(response, call=f"{method.upper()} {path}")
 
     def parse_json(self, response: ApiResponse, *, call: str, job_id: str | None = None) -> Any:
+        """The answer's JSON body, or :class:`InvalidResponseError` (scrubbed server text)."""
         try:
             return response.json()
         except ValueError:

@@ -96,10 +96,12 @@ class DeadlineAdapter(HTTPAdapter):
     """requests' adapter whose connections read answers under :func:`deadline`."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """Make the direct connections' pools read under the deadline."""
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = _POOLS
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """Make an HTTP proxy's pools read under the deadline too."""
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         if not proxy.lower().startswith("socks"):  # SOCKS managers bring their own pools
             manager.pool_classes_by_scheme = _POOLS

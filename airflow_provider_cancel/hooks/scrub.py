@@ -1,7 +1,7 @@
-"""Remove known secrets from text, in every form a server may echo them back.
+r"""Remove known secrets from text, in every form a server may echo them back.
 
 A server that quotes a token in an error body rarely quotes it as sent: PHP's ``json_encode``
-writes ``/`` as ``\\/``, other encoders write ``+`` as ``\\u002b``, a URL carries it
+writes ``/`` as ``\/``, other encoders write ``+`` as ``\u002b``, a URL carries it
 percent-encoded, an HTML page as ``&#43;``, and a body nested in another escapes it twice. A
 secret is matched character by character in any mix of those forms, so none survives into a
 message, a log line or an XCom report.

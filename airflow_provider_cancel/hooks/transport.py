@@ -72,6 +72,7 @@ class ApiResponse:
 
     @property
     def is_redirect(self) -> bool:
+        """Whether the answer is a 3xx."""
         return 300 <= self.status_code < 400
 
 
@@ -171,6 +172,7 @@ class Transport:
         self._environment: dict[str, dict[str, Any]] = {}
 
     def send(self, request: ApiRequest, base: str, headers: Mapping[str, str]) -> ApiResponse:
+        """Send ``request`` to ``base`` with the retry policy; the final answer."""
         from tenacity import Retrying
 
         try:
@@ -184,6 +186,7 @@ class Transport:
     async def asend(
         self, request: ApiRequest, base: str, headers: Mapping[str, str]
     ) -> ApiResponse:
+        """Async :meth:`send`."""
         from tenacity import AsyncRetrying
 
         try:
@@ -305,9 +308,12 @@ class Transport:
 
     @property
     def async_client(self) -> aiohttp.ClientSession:
-        """The running event loop's pooled client, shared by every hook with the same transport
-        settings: a triggerer running many triggers keeps one pool of connections, and no poll
-        builds a client. (A client cannot outlive its event loop, so each loop gets its own.)"""
+        """The running event loop's pooled client, shared per transport settings.
+
+        Every hook with the same transport settings shares it: a triggerer running many triggers
+        keeps one pool of connections, and no poll builds a client. (A client cannot outlive its
+        event loop, so each loop gets its own.)
+        """
         return self._async_pool().client
 
     def _async_pool(self) -> _AsyncPool:
@@ -452,6 +458,7 @@ class Transport:
         )
 
     def close(self) -> None:
+        """Close the sync session and forget the environment settings read per origin."""
         if "session" in self.__dict__:
             self.session.close()
             del self.__dict__["session"]

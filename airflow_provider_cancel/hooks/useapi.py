@@ -113,6 +113,7 @@ class UseApiHook(JobApiHook):
 
     @property
     def api_version(self) -> str:
+        """The service's API version (Midjourney v2 or v3, PixVerse v1 or v2, else v1)."""
         return self.service.version
 
     def _service(self, conn: Any) -> UseApiService:
@@ -139,6 +140,7 @@ class UseApiHook(JobApiHook):
         self._service(conn)
 
     def auth(self) -> tuple[str, dict[str, str]]:
+        """The base URL and the API token as a bearer token."""
         return self.base_url, {
             "Authorization": f"Bearer {self.secret}",
             "Accept": "application/json",
@@ -152,6 +154,7 @@ class UseApiHook(JobApiHook):
         return video is not None and video[0] in job_id
 
     def status_request(self, job_id: str) -> ApiRequest:
+        """The service's read of one job; a service without one says so."""
         if self.service.status is None:
             raise ConnectionConfigError(
                 f"useapi.net service {self.service.name!r} has no documented way to read one "
@@ -161,6 +164,7 @@ class UseApiHook(JobApiHook):
         return ApiRequest(method, self._path(template, job_id), call="status", job_id=job_id)
 
     def cancel_request(self, job_id: str) -> ApiRequest:
+        """The service's cancel (MiniMax videos: the call that tries to stop the generation)."""
         if self._stops_video(job_id):  # MiniMax: try to stop the generation itself
             path = (self.service.video_cancel or ("", ""))[1]
             return ApiRequest("POST", path, call="cancel", job_id=job_id, json={"videoId": job_id})
@@ -168,12 +172,15 @@ class UseApiHook(JobApiHook):
         return ApiRequest(method, self._path(template, job_id), call="cancel", job_id=job_id)
 
     def answer_codes(self, job_id: str) -> CancelCodes:
+        """The service's cancel codes (a MiniMax video cancel reads like a jobs-family one)."""
         return JOBS_CODES if self._stops_video(job_id) else self.service.codes
 
     def state_from_body(self, job_id: str, body: Any) -> JobState:
+        """The job as the service's status table and cancelled marker read it."""
         return job_state(job_id, body, self.service)
 
     def test_flow(self) -> Flow[str]:
+        """``GET /v2/account``: one token covers every service."""
         response = yield ApiRequest("GET", "/v2/account", call="account")
         if response.status_code != 200:
             raise self.error_for(response, call="account")

@@ -195,6 +195,7 @@ DEFAULT_VERSION = "v2"
 
 
 def service_names() -> list[str]:
+    """The services a ``useapi`` connection can name, sorted."""
     return sorted({name for name, _ in SERVICES})
 
 

@@ -78,6 +78,8 @@ def job_state(job_id: str, body: Any) -> JobState:
 
 @dataclass(frozen=True)
 class AccessToken:
+    """An access token, the region base URL it is for, and when to refresh it."""
+
     token: str
     region_url: str
     expires_at: float
@@ -309,6 +311,7 @@ class WriteTextHook(JobApiHook):
         return self._token_key
 
     def token_request(self) -> ApiRequest:
+        """The API key's exchange for an access token (the key goes to the token host only)."""
         return ApiRequest(
             "GET",
             TOKEN_PATH,
@@ -319,6 +322,7 @@ class WriteTextHook(JobApiHook):
         )
 
     def token_flow(self) -> Flow[AccessToken]:
+        """Exchange the API key; the new access token is registered with Airflow's masker."""
         response = yield self.token_request()
         code = response.status_code
         if code in (401, 403):
@@ -353,6 +357,7 @@ class WriteTextHook(JobApiHook):
         }
 
     def auth(self) -> tuple[str, dict[str, str]]:
+        """The region and a valid access token, fetched once per connection for all threads."""
         key = self._cache_key
         token = TOKEN_CACHE.valid(key)
         if token is None:
@@ -368,6 +373,7 @@ class WriteTextHook(JobApiHook):
         return self._headers(token)
 
     async def aauth(self) -> tuple[str, dict[str, str]]:
+        """Async twin of :meth:`auth`, sharing the same token cache."""
         key = self._cache_key
         token = TOKEN_CACHE.valid(key)
         if token is None:
@@ -389,6 +395,7 @@ class WriteTextHook(JobApiHook):
             raise failure
 
     def forget_auth(self, used_headers: Mapping[str, str]) -> bool:
+        """Drop an access token a job call refused (see :meth:`_TokenCache.forget`)."""
         used = used_headers.get("Authorization", "").removeprefix("Bearer ")
         return TOKEN_CACHE.forget(self._cache_key, used)
 
@@ -412,17 +419,21 @@ class WriteTextHook(JobApiHook):
             ) from None
 
     def state_from_body(self, job_id: str, body: Any) -> JobState:
+        """The request as WriteText's status table reads it."""
         return job_state(job_id, body)
 
     def status_request(self, job_id: str) -> ApiRequest:
+        """``GET /text/Generate/Bulk/{id}`` on the region host."""
         path = f"/text/Generate/Bulk/{encode_path_segment(job_id)}"
         return ApiRequest("GET", path, call="status", job_id=job_id)
 
     def cancel_request(self, job_id: str) -> ApiRequest:
+        """``POST /text/Generate/Bulk/{id}/cancel`` on the region host."""
         path = f"/text/Generate/Bulk/{encode_path_segment(job_id)}/cancel"
         return ApiRequest("POST", path, call="cancel", job_id=job_id)
 
     def test_flow(self) -> Flow[str]:
+        """Exchange the key and read ``/text/Credit``."""
         response = yield ApiRequest("GET", "/text/Credit", call="credit")
         if response.status_code != 200:
             raise self.error_for(response, call="credit")

@@ -1,0 +1,1 @@
+"""The operator: :class:`~.cancel.CancelJobOperator`."""

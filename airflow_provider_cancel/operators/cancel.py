@@ -86,6 +86,7 @@ class CancelJobOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> JobApiHook:
+        """The hook for ``conn_id``, built on first use."""
         from airflow_provider_cancel.hooks import hook_for_connection
 
         return hook_for_connection(
@@ -94,6 +95,7 @@ class CancelJobOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, dict[str, Any]]:
+        """Cancel the jobs; the per-job report (also pushed to XCom)."""
         job_ids, duplicates = job_ids_and_duplicates(self.job_id, task=self.task_id)
         if duplicates:
             self.log.info("%s", duplicates_text(duplicates))

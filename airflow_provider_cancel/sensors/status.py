@@ -152,6 +152,7 @@ class JobStatusSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> JobApiHook:
+        """The hook for the connection's type, built once per task run."""
         from airflow_provider_cancel.hooks import hook_for_connection
 
         return hook_for_connection(self.conn_id, self.hook_params)
@@ -160,6 +161,7 @@ class JobStatusSensor(BaseSensorOperator):
         return normalize_job_ids(self.job_id, task=self.task_id)
 
     def poke(self, context: Context) -> bool:
+        """Read every job once; True when all have a success status."""
         missing = JobStatus(self.missing_job_status) if self.missing_job_status else None
         service = getattr(self.hook, "service", None)  # useapi.net: the connection's service
         waits_for_cancel = JobStatus.CANCELLED.value in self.success_statuses
@@ -185,6 +187,7 @@ class JobStatusSensor(BaseSensorOperator):
         return verdict.done
 
     def execute(self, context: Context) -> Any:
+        """Wait (poke, reschedule or deferred); cancel first when a timeout ends the wait."""
         try:
             return self._execute(context)
         except (AirflowSensorTimeout, AirflowTaskTimeout, AirflowSkipException) as error:
@@ -254,6 +257,7 @@ class JobStatusSensor(BaseSensorOperator):
     def resume_execution(
         self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
     ) -> Any:
+        """Resume after deferral; a timed-out deferral cancels first, then fails (or skips)."""
         # A timed-out deferral resumes the task here, in a worker: cancel, then fail. The
         # deferral's deadline is the sooner of ``timeout`` (a sensor timeout: no retries) and
         # ``execution_timeout`` (a task timeout: retries apply), told apart by the task's start.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -45,7 +45,7 @@ class JobStatusTrigger(BaseTrigger):
     def __init__(
         self,
         conn_id: str,
-        job_ids: list[str],
+        job_ids: Sequence[str],
         success_statuses: list[str] | None = None,
         poll_interval: float = 5.0,
         hook_params: dict[str, Any] | None = None,
@@ -62,6 +62,7 @@ class JobStatusTrigger(BaseTrigger):
         self.cancel_on_kill = bool(cancel_on_kill)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        """The classpath and JSON kwargs Airflow stores in the ``trigger`` table."""
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -76,6 +77,7 @@ class JobStatusTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until every job has a success status; yield one event (or an error event)."""
         from airflow_provider_cancel.hooks.transport import holding_async_clients
 
         # Every trigger in the loop shares one pooled client; it stays open while any runs.

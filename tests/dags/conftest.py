@@ -189,7 +189,9 @@ def _run_one(dag_id: str, template_db: Path, base: Path) -> DagRunResult:
             returncode, output = done.returncode, done.stdout
         except subprocess.TimeoutExpired as expired:
             returncode = -1
-            output = f"TIMED OUT after {RUN_TIMEOUT}s\n{expired.stdout or ''}"
+            partial = expired.stdout or b""  # bytes even with text=True (subprocess docs)
+            text = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
+            output = f"TIMED OUT after {RUN_TIMEOUT}s\n{text}"
         result = DagRunResult(dag_id, returncode, output, time.monotonic() - started, home)
         result.jobs = _settled_jobs(emulator, time.monotonic() + 5)
         with emulator.state.lock:

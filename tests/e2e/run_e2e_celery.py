@@ -81,7 +81,7 @@ from e2e_celery_deferred import POLL_INTERVAL  # noqa: E402
 sys.path.remove(str(CELERY_DAGS))
 
 SCENARIOS = ("parallel-runs", "triggers-spread", "triggerer-killed", "worker-killed")
-EXAMPLES = ("example_useapi_cancel", "example_writetext_bulk_cancel")
+EXAMPLES: tuple[str, ...] = ("example_useapi_cancel", "example_writetext_bulk_cancel")
 EXAMPLES += ("example_cancel_on_failure", "example_cleanup_on_failure")
 RUNS_PER_EXAMPLE = 10  # 4 example DAGs x 10 = 40 runs at once
 SENSORS = int(os.environ.get("E2E_CELERY_SENSORS", "500"))

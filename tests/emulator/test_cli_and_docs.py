@@ -12,8 +12,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_cancel.emulator import Emulator
 from airflow_provider_cancel.emulator.__main__ import build_parser
-from airflow_provider_cancel.emulator.server import Emulator
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "emulator.md"
 

@@ -27,7 +27,7 @@ from airflow_provider_cancel.status import CancelOutcome, JobStatus
 
 from .conftest import TOKEN_URL, WRITETEXT, WRITETEXT_REGION
 
-FAST = {"retry_delay": 0.01, "max_retry_wait": 1.0, "retry_limit": 1}
+FAST: dict[str, Any] = {"retry_delay": 0.01, "max_retry_wait": 1.0, "retry_limit": 1}
 KEY = "wt-api-key-secret-0123456789"
 ACCESS = "access-token-0123456789"
 REQ = "req-1"

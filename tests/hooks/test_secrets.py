@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import traceback
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from airflow_provider_cancel.hooks.writetext import WriteTextHook
 
 from .conftest import TOKEN_URL, USEAPI, WRITETEXT_REGION
 
-FAST = {"retry_delay": 0.01, "max_retry_wait": 5.0}
+FAST: dict[str, Any] = {"retry_delay": 0.01, "max_retry_wait": 5.0}
 USEAPI_SECRET = "useapi-secret-token-9f8e7d"
 WT_KEY = "writetext-secret-key-1a2b3c"
 ACCESS = "writetext-access-token-4d5e6f"

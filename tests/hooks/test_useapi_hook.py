@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ from airflow_provider_cancel.status import CancelOutcome, JobStatus
 
 from .conftest import DROP, USEAPI
 
-FAST = {"retry_delay": 0.01, "max_retry_wait": 5.0}
+FAST: dict[str, Any] = {"retry_delay": 0.01, "max_retry_wait": 5.0}
 TOKEN = "emulator-useapi-token"
 JOB = "job:20241218021941022-user:1308-channel:1316-bot:midjourney"
 API = {"v2": "useapi_v2", "v3": "useapi_v3"}
@@ -256,7 +257,7 @@ def test_cancel_already_cancelled_job(conn, version, emulator, run_hook, answer)
     job_id = emulator.submit_useapi(version=version)
     emulator.set_status(job_id, "cancelled")  # v3: stored as failed + "Job cancelled by user"
     result = run_hook(hook(conn), "cancel_job", job_id)
-    # SPEC §4: already_finished with the status; an already-cancelled job may also read cancelled
+    # docs/statuses.md: already_finished with the status; an already-cancelled job may also read cancelled
     assert result.outcome in (CancelOutcome.ALREADY_FINISHED, CancelOutcome.CANCELLED)
     assert result.status is JobStatus.CANCELLED
     assert result.raw_status == ("cancelled" if version == "v2" else "failed")
@@ -368,8 +369,8 @@ def test_cancel_errors(version, scripted, fake_api, run_hook, code, kind):
         # a missing job is a result, or the not-found error the operator turns into one
         try:
             result = run_hook(h, "cancel_job", JOB)
-        except JobNotFoundError as error:
-            result = error
+        except JobNotFoundError as missing:
+            result = missing
         if isinstance(result, JobNotFoundError):
             assert result.status_code in (404, 410)
         else:

@@ -22,7 +22,7 @@ from airflow_provider_cancel.status import CancelOutcome, JobStatus
 
 from .conftest import USEAPI
 
-FAST = {"retry_delay": 0.01, "max_retry_wait": 5.0}
+FAST: dict[str, Any] = {"retry_delay": 0.01, "max_retry_wait": 5.0}
 TOKEN = "user:1308-services-token"
 JOB = "job:56ef7890-ab12-user:1308-jo@example.com-bot:svc"
 

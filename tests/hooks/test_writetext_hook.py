@@ -27,7 +27,7 @@ from airflow_provider_cancel.status import CancelOutcome, JobStatus
 
 from .conftest import DROP, TOKEN_URL, WRITETEXT_REGION
 
-FAST = {"retry_delay": 0.01, "max_retry_wait": 5.0}
+FAST: dict[str, Any] = {"retry_delay": 0.01, "max_retry_wait": 5.0}
 KEY = "emulator-writetext-key"
 REQ = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_cancel._compat import Context
+
 
 class FakeTI:
     """The slice of a task instance the operator uses: ``xcom_push`` and ``xcom_pull``."""
@@ -26,10 +28,10 @@ class FakeTI:
 
 
 @pytest.fixture
-def make_context() -> Callable[..., dict[str, Any]]:
+def make_context() -> Callable[..., Context]:
     """``make_context(xcoms={"submit": value})`` -> ``{"ti": ..., "task_instance": ...}``."""
 
-    def _make(xcoms: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _make(xcoms: dict[str, Any] | None = None) -> Context:
         ti = FakeTI(xcoms)
         return {"ti": ti, "task_instance": ti}
 

@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from airflow_provider_cancel._compat import AirflowException, AirflowNotFoundException
+from airflow_provider_cancel._compat import Context as TaskContext
 from airflow_provider_cancel.exceptions import ConnectionConfigError, InvalidJobIdError
 from airflow_provider_cancel.operators.cancel import CancelJobOperator
 
 FAST = {"retry_delay": 0.01, "max_retry_wait": 1.0}
 NO_RETRY = {**FAST, "retry_limit": 0}
 
-Context = Callable[..., dict[str, Any]]
+Context = Callable[..., TaskContext]
 
 
 def operator(conn_id: str, job_id: Any, **kwargs: Any) -> CancelJobOperator:

@@ -239,10 +239,11 @@ def _expect(fault: Fault, api: str, call: str) -> Expect | None:
     counted = "token_requests" if call == "token" else "attempts"
 
     def ok(label: str, tries: int, **more: Any) -> Expect:
-        return Expect(label, result=ok_result, job_after=ok_after, **{counted: tries}, **more)
+        counts: dict[str, Any] = {counted: tries}
+        return Expect(label, result=ok_result, job_after=ok_after, **counts, **more)
 
     def fails(label: str, error: type[CancelApiError], tries: int | None, *says: str) -> Expect:
-        extra = {} if tries is None else {counted: tries}
+        extra: dict[str, Any] = {} if tries is None else {counted: tries}
         return Expect(label, error=error, says=says, job_after=after_running, **extra)
 
     if fault.hostile is not None:
@@ -268,11 +269,11 @@ def _expect(fault: Fault, api: str, call: str) -> Expect | None:
             why = "no answer within the timeout" if fault.kind == "hang" else "got no answer"
             return fails("TransportError", TransportError, ATTEMPTS, why)
         code = 502 if fault.kind == "html" else int(fault.kind or 0)
-        says = [f"HTTP {code}", f"after {RETRY_LIMIT} retries"]
+        said = [f"HTTP {code}", f"after {RETRY_LIMIT} retries"]
         if fault.kind == "html":
-            says.append("non-JSON body (text/html")
+            said.append("non-JSON body (text/html")
         error = ERROR_NAMES[code]
-        return fails(error.__name__, error, ATTEMPTS, *says)
+        return fails(error.__name__, error, ATTEMPTS, *said)
     if fault.kind == "596":
         return fails("ModerationPendingError, no retry", ModerationPendingError, 1, "HTTP 596")
     if fault.kind in ("html200", "malformed", "empty"):

@@ -1,6 +1,7 @@
-"""Bad input for the operator, the sensor and the callbacks: every value the SPEC calls a mistake
-is refused with a clear error that names the task and the value, before any request (the
-emulator's counters stay at zero); duplicates are cancelled once; 10,000 ids all get cancelled.
+"""Bad input for the operator, the sensor and the callbacks: every value docs/statuses.md calls
+a mistake is refused with a clear error that names the task and the value, before any request
+(the emulator's counters stay at zero); duplicates are cancelled once; 10,000 ids all get
+cancelled.
 
 For callbacks "clear error" means logged, never raised: the task's own failure stays visible.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cancel._compat import AirflowException
+from airflow_provider_cancel._compat import AirflowException, Context
 from airflow_provider_cancel.callbacks import cancel_on_failure
 from airflow_provider_cancel.exceptions import ConnectionConfigError, InvalidJobIdError
 from airflow_provider_cancel.hooks import writetext
@@ -75,7 +76,7 @@ class FakeTI:
         return self.xcoms.get(task_ids)
 
 
-def context(task_id: str = "cancel", xcoms: dict[str, Any] | None = None) -> dict[str, Any]:
+def context(task_id: str = "cancel", xcoms: dict[str, Any] | None = None) -> Context:
     ti = FakeTI(task_id, xcoms)
     return {"ti": ti, "task_instance": ti}
 

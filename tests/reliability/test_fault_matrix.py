@@ -19,11 +19,12 @@ CELLS = fm.cells()
 @pytest.fixture(scope="module")
 def outcomes(request: pytest.FixtureRequest) -> dict[str, fm.Outcome]:
     wanted = [
-        item.callspec.params["cell"]
+        cell
         for item in request.session.items
-        if getattr(item, "callspec", None) is not None
+        if isinstance(item, pytest.Function)
+        and getattr(item, "callspec", None) is not None
         and item.module is request.module
-        and "cell" in item.callspec.params
+        and isinstance(cell := item.callspec.params.get("cell"), fm.Cell)
     ]
     return {outcome.cell.id: outcome for outcome in fm.run_all(wanted or CELLS)}
 

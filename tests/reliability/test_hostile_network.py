@@ -368,7 +368,7 @@ def test_async_reads_refused_after_a_refresh_do_not_refresh_per_job(
     hook = hook_for("writetext", conn_id)
 
     async def read_one_by_one() -> list[BaseException]:
-        refused = []
+        refused: list[BaseException] = []
         try:
             for job_id in ids:  # one after another: each job meets the refused token anew
                 try:

@@ -24,7 +24,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +124,11 @@ def run_dag(dag_id: str, template_db: Path, base: Path) -> Run:
             )
             returncode, output = done.returncode, done.stdout + done.stderr
         except subprocess.TimeoutExpired as expired:
-            returncode, output = -1, f"TIMED OUT\n{expired.stdout or ''}{expired.stderr or ''}"
+            partial = [part or b"" for part in (expired.stdout, expired.stderr)]
+            text = "".join(
+                p.decode(errors="replace") if isinstance(p, bytes) else p for p in partial
+            )
+            returncode, output = -1, f"TIMED OUT\n{text}"
         run = Run(dag_id, returncode, output, home)
         with emulator.state.lock:
             run.issued_tokens = list(emulator.state.tokens)
@@ -146,7 +149,7 @@ def run_dag(dag_id: str, template_db: Path, base: Path) -> Run:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     base = tmp_path_factory.mktemp("reliability_secrets")
     template = base / "_template"
     template.mkdir()

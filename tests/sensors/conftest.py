@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cancel._compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_cancel._compat import AIRFLOW_V_3_0_PLUS, Context
 
 _RUN_IDS = itertools.count()
 
@@ -45,7 +45,7 @@ class FakeTI:
 
 
 @pytest.fixture
-def make_context(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, Any]]:
+def make_context(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Context]:
     """``make_context(xcoms={"submit": value})`` -> ``{"ti": ..., "task_instance": ...}``."""
     made: dict[str, FakeTI] = {}
 
@@ -59,7 +59,7 @@ def make_context(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, Any
 
         monkeypatch.setattr(airflow.sensors.base, "_orig_start_date", orig_start_date)
 
-    def _make(xcoms: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _make(xcoms: dict[str, Any] | None = None) -> Context:
         ti = FakeTI(xcoms)
         made[ti.run_id] = ti
         return {"ti": ti, "task_instance": ti}

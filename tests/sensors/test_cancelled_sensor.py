@@ -25,13 +25,14 @@ from airflow_provider_cancel._compat import (
     AirflowSkipException,
     TaskDeferred,
 )
+from airflow_provider_cancel._compat import Context as TaskContext
 from airflow_provider_cancel.exceptions import InvalidJobIdError
 from airflow_provider_cancel.hooks import hook_for_connection
 from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
 from airflow_provider_cancel.triggers.status import JobStatusTrigger
 
 FAST = {"retry_delay": 0.01, "max_retry_wait": 1.0}
-Context = Callable[..., dict[str, Any]]
+Context = Callable[..., TaskContext]
 
 
 def sensor(conn_id: str, job_id: Any, **kwargs: Any) -> JobCancelledSensor:
@@ -381,7 +382,7 @@ def test_execute_complete_on_success(make_context: Context) -> None:
         "jobs": {"a": {"status": "cancelled", "raw_status": "Cancelled", "message": ""}},
     }
     wait = sensor("c", "a", deferrable=True)
-    assert wait.execute_complete(make_context(), event) is None
+    wait.execute_complete(make_context(), event)
     assert wait.resume_execution("execute_complete", {"event": event}, make_context()) is None
 
 

@@ -19,11 +19,12 @@ from airflow_provider_cancel._compat import (
     AirflowTaskTimeout,
     TaskDeferred,
 )
+from airflow_provider_cancel._compat import Context as TaskContext
 from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
 from airflow_provider_cancel.sensors.status import JobStatusSensor
 
 FAST = {"retry_delay": 0.01, "max_retry_wait": 0.5, "timeout": 5.0}
-Context = Callable[..., dict[str, Any]]
+Context = Callable[..., TaskContext]
 
 
 def sensor(conn_id: str, job_id: Any, **kwargs: Any) -> JobStatusSensor:
@@ -158,7 +159,7 @@ def test_execution_timeout_while_poking_cancels_once(
     if AIRFLOW_V_3_0_PLUS:
         from airflow.sdk.execution_time.timeout import timeout
     else:
-        from airflow.utils.timeout import timeout  # type: ignore[no-redef]
+        from airflow.utils.timeout import timeout
     job = emulator.submit_useapi()
     wait = sensor(useapi_conn, job, timeout=60)
 

@@ -41,7 +41,7 @@ def task_state(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any], list[Any]]:
             asked.append(ti)
             if isinstance(state, BaseException):
                 raise state
-            return state  # type: ignore[no-any-return]
+            return state
 
         monkeypatch.setattr(_compat, "atask_instance_state", lookup)
         return asked
@@ -55,9 +55,7 @@ def deferred_trigger(conn_id: str, job_ids: list[str], **kwargs: Any) -> JobStat
         conn_id=conn_id, job_ids=job_ids, poll_interval=0.05, hook_params=dict(FAST), **kwargs
     )
     # What the triggerer sets on a trigger it runs for a deferred task.
-    made.task_instance = SimpleNamespace(  # type: ignore[attr-defined]
-        dag_id="d", task_id="wait_done", run_id="r", map_index=-1
-    )
+    made.task_instance = SimpleNamespace(dag_id="d", task_id="wait_done", run_id="r", map_index=-1)
     return made
 
 
@@ -105,7 +103,7 @@ async def test_on_kill_leaves_a_timed_out_deferral_to_the_resumed_task(
     job = emulator.submit_useapi()
     task_state("scheduled")
     timed_out = deferred_trigger(useapi_conn, [job])
-    timed_out.timeout_after = datetime.now(timezone.utc) - timedelta(seconds=1)  # type: ignore[attr-defined]
+    timed_out.timeout_after = datetime.now(timezone.utc) - timedelta(seconds=1)
 
     await timed_out.on_kill()
 
@@ -126,7 +124,11 @@ async def test_on_kill_does_nothing_without_cancel_on_kill(
 
 async def run_then_stop(t: JobStatusTrigger) -> None:
     """Run the trigger until it has polled, then cancel it as a triggerer does."""
-    task = asyncio.create_task(anext(aiter(t.run())))
+
+    async def first_event() -> Any:
+        return await anext(aiter(t.run()))
+
+    task = asyncio.create_task(first_event())
     await asyncio.sleep(0.3)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -182,7 +184,7 @@ async def test_a_failing_cancel_in_the_triggerer_names_the_jobs_left_running(
         hook_params={**FAST, "retry_limit": 1},
         cancel_on_kill=True,
     )
-    killed.task_instance = SimpleNamespace(  # type: ignore[attr-defined]
+    killed.task_instance = SimpleNamespace(
         dag_id="d", task_id="wait_done", run_id="r", map_index=-1
     )
 

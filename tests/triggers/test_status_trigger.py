@@ -105,7 +105,7 @@ def test_serialize_defaults_are_json() -> None:
 
 def test_a_trigger_stored_by_an_older_release_is_recreated_without_cancel_on_kill() -> None:
     # Deferred tasks keep their trigger's kwargs in the metadata DB across an upgrade.
-    stored = {
+    stored: dict[str, Any] = {
         "conn_id": "c",
         "job_ids": ["a"],
         "success_statuses": ["cancelled"],

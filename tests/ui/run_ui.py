@@ -165,7 +165,7 @@ def check_form(page: Any, dep: Deployment, conn_type: str, shots: Path, checks: 
     page.get_by_role("option", name=form["hook_name"]).click()
     dialog.locator("input[name=password]").wait_for()
 
-    labels = {}
+    labels: dict[str, tuple[str, str] | None] = {}
     for name in ("description", "host", "password", *HIDDEN):
         field = dialog.locator(f"[name={name}]")
         if field.count() == 0:
