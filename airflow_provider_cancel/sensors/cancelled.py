@@ -22,13 +22,8 @@ class JobCancelledSensor(JobStatusSensor):
     asked to cancel, so ``cancel_on_kill`` and ``cancel_on_timeout`` default to ``False``
     here (pass ``True`` to ask again when the wait is stopped).
 
-    :param conn_id: a ``useapi`` or ``writetext`` connection.
-    :param job_id: templated; an id, a list, an ``XComArg`` or a Jinja string (as for
-        :class:`~airflow_provider_cancel.operators.cancel.CancelJobOperator`).
-    :param success_statuses: normalised statuses that count as done.
-    :param missing_job_status: read a job the API no longer knows (404) as this status,
-        e.g. ``"cancelled"`` for WriteText, which drops finished requests.
-    :param hook_params: passed to the hook, e.g. ``{"retry_limit": 5}``.
+    Parameters are those of
+    :class:`~airflow_provider_cancel.sensors.status.JobStatusSensor`.
 
     Example::
 
