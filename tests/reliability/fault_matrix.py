@@ -756,7 +756,8 @@ def summary(outcomes: list[Outcome]) -> str:
         f"({len(FAULTS)} faults x calls x APIs x sync/async; "
         f"retry_limit={RETRY_LIMIT}, retry_delay={RETRY_DELAY}, timeout {TIMEOUT:g}s for "
         f"hangs and trickles, {RELAXED_TIMEOUT:g}s otherwise; {seconds:.1f}s in calls, "
-        f"slowest {slowest.seconds:.2f}s, bound {TIME_BOUND:.1f}s for timing cells)"
+        f"slowest {slowest.seconds:.2f}s; bounds {TIME_BOUND:g}s for hangs, "
+        f"{WHOLE_ANSWER_BOUND:g}s for trickles, {RELAXED_BOUND:g}s otherwise)"
     )
 
 
