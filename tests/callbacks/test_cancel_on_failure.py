@@ -11,26 +11,14 @@ from typing import Any
 import pytest
 
 from airflow_provider_cancel.callbacks import CancelOnFailure, cancel_on_failure
+from tests.fakes import FakeTI
 
 FAST = {"retry_delay": 0.01, "max_retry_wait": 1.0}
 LOGGER = "airflow_provider_cancel.callbacks"
 
 
-class FakeTI:
-    """What a failure callback's context offers: ``xcom_pull`` (and a task id)."""
-
-    def __init__(self, xcoms: dict[tuple[str, str], Any], task_id: str = "publish") -> None:
-        self.task_id = task_id
-        self.xcoms = xcoms
-        self.pulls: list[tuple[Any, str]] = []
-
-    def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
-        self.pulls.append((task_ids, key))
-        return self.xcoms.get((task_ids, key))
-
-
 def context(xcoms: dict[Any, Any] | None = None, *, key: str = "return_value") -> dict[str, Any]:
-    ti = FakeTI({(task, key): value for task, value in (xcoms or {}).items()})
+    ti = FakeTI({(task, key): value for task, value in (xcoms or {}).items()}, task_id="publish")
     return {"ti": ti, "task_instance": ti, "exception": RuntimeError("the original failure")}
 
 

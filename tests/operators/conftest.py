@@ -8,23 +8,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_cancel._compat import Context
-
-
-class FakeTI:
-    """The slice of a task instance the operator uses: ``xcom_push`` and ``xcom_pull``."""
-
-    def __init__(self, xcoms: dict[str, Any] | None = None, task_id: str = "cancel") -> None:
-        self.task_id = task_id
-        self.xcoms = dict(xcoms or {})
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
-
-    def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
-        if key != "return_value":
-            return None
-        return self.xcoms.get(task_ids)
+from tests.fakes import FakeTI
 
 
 @pytest.fixture

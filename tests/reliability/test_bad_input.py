@@ -20,6 +20,7 @@ from airflow_provider_cancel.exceptions import ConnectionConfigError, InvalidJob
 from airflow_provider_cancel.hooks import writetext
 from airflow_provider_cancel.operators.cancel import CancelJobOperator
 from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
+from tests.fakes import FakeTI
 
 from .conftest import CONNS, FAST, conn_env
 from .fault_matrix import USEAPI_TOKEN
@@ -59,25 +60,8 @@ CONN_OF = {kind: "rel_bad_" + kind.replace(" ", "_") for kind in BAD_CONNECTIONS
 KIND_OF = {conn_id: kind for kind, conn_id in CONN_OF.items()}
 
 
-class FakeTI:
-    """The parts of a task instance the operator, sensor and callbacks use."""
-
-    def __init__(self, task_id: str = "cancel", xcoms: dict[str, Any] | None = None) -> None:
-        self.task_id = task_id
-        self.dag_id = "reliability"
-        self.run_id = "manual__1"
-        self.xcoms = dict(xcoms or {})
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
-
-    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
-        return self.xcoms.get(task_ids)
-
-
 def context(task_id: str = "cancel", xcoms: dict[str, Any] | None = None) -> Context:
-    ti = FakeTI(task_id, xcoms)
+    ti = FakeTI(xcoms, task_id=task_id)
     return {"ti": ti, "task_instance": ti}
 
 

@@ -104,7 +104,7 @@ def test_operator_and_callback_never_show_a_secret_with_a_line_break(
     fresh_emu: Any, set_connection: Any, all_logs: Callable[[], str]
 ) -> None:
     from airflow_provider_cancel.callbacks import cancel_on_failure
-    from tests.operators.conftest import FakeTI
+    from tests.fakes import FakeTI
 
     conn_id = connect(set_connection, "useapi_v2", fresh_emu.url, "tok-first\r\nsecond-9f3a")
     operator = CancelJobOperator(task_id="cancel", conn_id=conn_id, job_id=["a", "b"])
@@ -249,7 +249,7 @@ def test_an_endless_body_costs_at_most_the_cap_in_memory(
 def test_a_bulk_keeps_its_report_whatever_one_job_raises(
     fresh_emu: Any, set_connection: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.operators.conftest import FakeTI
+    from tests.fakes import FakeTI
 
     conn_id = connect(set_connection, "useapi_v2", fresh_emu.url, USEAPI_TOKEN)
     ids = [fresh_emu.submit_useapi() for _ in range(4)]
