@@ -42,4 +42,3 @@ class FakeTI:
         if (task_ids, key) in self.xcoms:
             return self.xcoms[(task_ids, key)]
         return self.xcoms.get(task_ids) if key == "return_value" else None
-
