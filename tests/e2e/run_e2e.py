@@ -334,9 +334,20 @@ def configure_airflow(dep: Deployment, port: int, emulator_url: str) -> None:
     dep.env.pop("AIRFLOW__CORE__SQL_ALCHEMY_CONN", None)
 
 
-def start_airflow(dep: Deployment) -> Airflow:
+def raise_on_sigterm() -> None:
+    """SIGTERM (CI's or a user's ``kill``) unwinds like Ctrl-C, so every process is stopped."""
+
+    def interrupted(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+
+
+def migrate_and_start_core(dep: Deployment, what: str = "") -> str:
+    """``airflow db migrate``, then the API server, scheduler and DAG processor; returns the
+    ``airflow`` command for the processes a driver adds (triggerers, workers)."""
     airflow = str(BIN / "airflow")
-    log("airflow db migrate")
+    log(f"airflow db migrate{what}")
     with (dep.logs / "db-migrate.log").open("wb") as out:
         done = subprocess.run(
             [airflow, "db", "migrate"], env=dep.env, stdout=out, stderr=subprocess.STDOUT
@@ -346,6 +357,11 @@ def start_airflow(dep: Deployment) -> Airflow:
     dep.start("api-server", [airflow, "api-server"])
     dep.start("scheduler", [airflow, "scheduler"])
     dep.start("dag-processor", [airflow, "dag-processor"])
+    return airflow
+
+
+def start_airflow(dep: Deployment) -> Airflow:
+    airflow = migrate_and_start_core(dep)
     dep.start("triggerer-1", [airflow, "triggerer"])
 
     def healthy() -> bool:
@@ -884,11 +900,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="apc-e2e-"))
     dep = Deployment(root)
     log(f"deployment folder {root}")
-
-    def interrupted(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupted)
+    raise_on_sigterm()
     failures: list[str] = []
     try:
         failures = run(dep)

@@ -63,7 +63,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_e2e as base
 from expectations import EXPECTED_RUN, EXPECTED_TASKS, SUBMIT_TASKS
 from run_e2e import (
-    BIN,
     Airflow,
     E2EFailure,
     Emulator,
@@ -317,17 +316,7 @@ def configure(dep: Cluster, emulator_url: str, db_url: str, broker_url: str) -> 
 
 
 def start_airflow(dep: Cluster) -> Airflow:
-    airflow = str(BIN / "airflow")
-    log("airflow db migrate (PostgreSQL)")
-    with (dep.logs / "db-migrate.log").open("wb") as out:
-        done = subprocess.run(
-            [airflow, "db", "migrate"], env=dep.env, stdout=out, stderr=subprocess.STDOUT
-        )
-    if done.returncode:
-        raise E2EFailure(f"airflow db migrate failed; see {dep.logs / 'db-migrate.log'}")
-    dep.start("api-server", [airflow, "api-server"])
-    dep.start("scheduler", [airflow, "scheduler"])
-    dep.start("dag-processor", [airflow, "dag-processor"])
+    airflow = base.migrate_and_start_core(dep, " (PostgreSQL)")
     for n in (1, 2):  # each on its own log-server port
         port = str(free_port())
         dep.start(
@@ -711,11 +700,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="apc-e2e-celery-"))
     dep = Cluster(root)
     log(f"deployment folder {root}")
-
-    def interrupted(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupted)
+    base.raise_on_sigterm()
     results: list[Result] = []
     setup: list[str] = []
     db: Database | None = None

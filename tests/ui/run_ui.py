@@ -28,7 +28,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from run_e2e import (
     free_port,
     http,
     log,
+    raise_on_sigterm,
     start_emulator,
     wait_for,
 )
@@ -351,11 +351,7 @@ def main() -> int:
     shots.mkdir(parents=True, exist_ok=True)
     dep = Deployment(root)
     log(f"deployment folder {root}; screenshots in {shots}")
-
-    def interrupted(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupted)
+    raise_on_sigterm()
     failures: list[str] = []
     try:
         failures = run(dep, shots)
