@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from airflow_provider_cancel._compat import pull_xcom
@@ -19,31 +20,78 @@ from airflow_provider_cancel.status import CancelOutcome
 log = logging.getLogger(__name__)
 
 
+def collect_job_ids(where: str, sources: Iterable[tuple[str, Any]], xcom_key: str) -> list[str]:
+    """The distinct ids of ``sources``, pairs of (task id, literal ids or the XCom it pushed).
+
+    Shared by both callbacks, which must cancel what they can: a value that names no job is
+    logged and skipped, never raised, so one bad source does not keep the others' jobs running.
+    """
+    found: list[str] = []
+    duplicates = 0
+    for task_id, value in sources:
+        if value is None:
+            log.warning(
+                "%s: task %r pushed nothing under XCom key %r; no job of it to cancel",
+                where,
+                task_id,
+                xcom_key,
+            )
+            continue
+        try:
+            ids, repeated = job_ids_and_duplicates(value, task=task_id)
+        except InvalidJobIdError as error:
+            log.error("%s: %s", where, error)
+            continue
+        found.extend(ids)
+        duplicates += repeated
+    distinct = list(dict.fromkeys(found))
+    duplicates += len(found) - len(distinct)
+    if duplicates:
+        log.info("%s: %s", where, duplicates_text(duplicates))
+    return distinct
+
+
+def _task_ids(xcom_task_ids: str | Sequence[str] | None) -> list[str]:
+    return [xcom_task_ids] if isinstance(xcom_task_ids, str) else list(xcom_task_ids or [])
+
+
+@dataclass
 class CancelOnFailure:
-    """Callable for ``on_failure_callback``: cancel given jobs and jobs named in XCom.
+    """An ``on_failure_callback`` (task or DAG level) that cancels jobs; made by
+    ``cancel_on_failure(...)``.
+
+    :param conn_id: a ``useapi`` or ``writetext`` connection.
+    :param job_ids: ids to cancel, given literally (a string or a list).
+    :param xcom_task_ids: task(s) whose XCom (a string or a list of ids) names jobs to cancel.
+    :param xcom_key: the XCom key those tasks pushed the ids under.
+    :param hook_params: passed to the hook.
+    :param max_concurrency: how many cancels run at once.
 
     Best effort by design: it logs what it did and never raises, so the original failure stays
     the one the user sees. Runs in the task process, or in the DAG processor when Airflow runs
     the callback there (templates are not rendered there, which is why ids come from literals
     and XCom pulls rather than Jinja).
+
+    Example::
+
+        submit = PythonOperator(task_id="submit", python_callable=submit_jobs)
+        wait = PythonOperator(
+            task_id="wait_for_results",
+            python_callable=wait_for_results,
+            on_failure_callback=cancel_on_failure("useapi_default", xcom_task_ids="submit"),
+        )
     """
 
-    def __init__(
-        self,
-        conn_id: str,
-        *,
-        job_ids: Any = None,
-        xcom_task_ids: str | Sequence[str] | None = None,
-        xcom_key: str = "return_value",
-        hook_params: dict[str, Any] | None = None,
-        max_concurrency: int = 16,
-    ) -> None:
-        self.conn_id = conn_id
-        self.job_ids = job_ids
-        self.xcom_task_ids = [xcom_task_ids] if isinstance(xcom_task_ids, str) else xcom_task_ids
-        self.xcom_key = xcom_key
-        self.hook_params = hook_params or {}
-        self.max_concurrency = max_concurrency
+    conn_id: str
+    _: KW_ONLY
+    job_ids: Any = None
+    xcom_task_ids: str | Sequence[str] | None = None
+    xcom_key: str = "return_value"
+    hook_params: dict[str, Any] | None = None
+    max_concurrency: int = 16
+
+    def __post_init__(self) -> None:
+        self.xcom_task_ids = _task_ids(self.xcom_task_ids)
 
     def __repr__(self) -> str:
         return f"cancel_on_failure({self.conn_id!r}, xcom_task_ids={self.xcom_task_ids!r})"
@@ -56,39 +104,15 @@ class CancelOnFailure:
             log.exception("%r could not cancel the jobs", self)
 
     def _ids(self, context: Any) -> list[str]:
-        found: list[Any] = []
-        duplicates = 0
-        if self.job_ids is not None:
-            try:
-                ids, duplicates = job_ids_and_duplicates(self.job_ids, task=self._where(context))
-                found.extend(ids)
-            except InvalidJobIdError as error:  # still cancel what the XCom tasks started
-                log.error("%r: %s", self, error)
+        sources: list[tuple[str, Any]] = (
+            [] if self.job_ids is None else [(self._where(context), self.job_ids)]
+        )
         for task_id in self.xcom_task_ids or []:
             try:
-                value = self._pull(context, task_id)
+                sources.append((task_id, self._pull(context, task_id)))
             except Exception:  # still cancel the literal ids and the other tasks' jobs
                 log.exception("%r: could not read the XCom of task %r", self, task_id)
-                continue
-            if value is None:
-                log.warning(
-                    "%r: task %r pushed nothing under XCom key %r; no job of it to cancel",
-                    self,
-                    task_id,
-                    self.xcom_key,
-                )
-                continue
-            try:
-                ids, repeated = job_ids_and_duplicates(value, task=task_id)
-                found.extend(ids)
-                duplicates += repeated
-            except InvalidJobIdError as error:  # still cancel what the other tasks started
-                log.error("%r: %s", self, error)
-        distinct = list(dict.fromkeys(found))
-        duplicates += len(found) - len(distinct)
-        if duplicates:
-            log.info("%r: %s", self, duplicates_text(duplicates))
-        return distinct
+        return collect_job_ids(repr(self), sources, self.xcom_key)
 
     def _pull(self, context: Any, task_id: str) -> Any:
         ti = context.get("ti") or context.get("task_instance")
@@ -110,7 +134,7 @@ class CancelOnFailure:
             return
         try:
             hook = hook_for_connection(
-                self.conn_id, {"pool_size": self.max_concurrency, **self.hook_params}
+                self.conn_id, {"pool_size": self.max_concurrency, **(self.hook_params or {})}
             )
             log.info("%r: cancelling %d job(s) on %s", self, len(job_ids), hook.hook_name)
             try:
@@ -136,40 +160,10 @@ class CancelOnFailure:
         )
 
 
-def cancel_on_failure(
-    conn_id: str,
-    *,
-    job_ids: Any = None,
-    xcom_task_ids: str | Sequence[str] | None = None,
-    xcom_key: str = "return_value",
-    hook_params: dict[str, Any] | None = None,
-    max_concurrency: int = 16,
-) -> Callable[[Any], None]:
-    """Return an ``on_failure_callback`` (task or DAG level) that cancels jobs.
-
-    :param conn_id: a ``useapi`` or ``writetext`` connection.
-    :param job_ids: ids to cancel, given literally (a string or a list).
-    :param xcom_task_ids: task(s) whose XCom (a string or a list of ids) names jobs to cancel.
-    :param xcom_key: the XCom key those tasks pushed the ids under.
-    :param hook_params: passed to the hook.
-
-    Example::
-
-        submit = PythonOperator(task_id="submit", python_callable=submit_jobs)
-        wait = PythonOperator(
-            task_id="wait_for_results",
-            python_callable=wait_for_results,
-            on_failure_callback=cancel_on_failure("useapi_default", xcom_task_ids="submit"),
-        )
-    """
-    return CancelOnFailure(
-        conn_id,
-        job_ids=job_ids,
-        xcom_task_ids=xcom_task_ids,
-        xcom_key=xcom_key,
-        hook_params=hook_params,
-        max_concurrency=max_concurrency,
-    )
+#: ``cancel_on_failure(conn_id, *, job_ids=None, xcom_task_ids=None, xcom_key="return_value",
+#: hook_params=None, max_concurrency=16)`` returns the ``on_failure_callback``: the public name
+#: of :class:`CancelOnFailure`, whose docstring says what each parameter means.
+cancel_on_failure = CancelOnFailure
 
 
 async def cancel_jobs_on_deadline(
@@ -198,28 +192,15 @@ async def cancel_jobs_on_deadline(
     dag_run = (context or {}).get("dag_run") or {}
     dag_id, run_id = dag_run.get("dag_id"), dag_run.get("dag_run_id")
     where = f"Deadline missed by DAG {dag_id!r} run {run_id!r}"
-    found: list[str] = []
-    if job_ids is not None:
-        try:
-            found.extend(normalize_job_ids(job_ids, task="cancel_on_deadline"))
-        except InvalidJobIdError as error:
-            log.error("%s: %s", where, error)
+    sources: list[tuple[str, Any]] = [] if job_ids is None else [("cancel_on_deadline", job_ids)]
     for task_id in xcom_task_ids or []:
         try:
             if not dag_id or not run_id:
                 raise LookupError("the callback's context names no DAG run")
-            value = await apull_run_xcom(dag_id, run_id, task_id, xcom_key)
+            sources.append((task_id, await apull_run_xcom(dag_id, run_id, task_id, xcom_key)))
         except Exception:  # still cancel the literal ids and the other tasks' jobs
             log.exception("%s: could not read the XCom of task %r", where, task_id)
-            continue
-        if value is None:
-            log.warning("%s: task %r pushed nothing under XCom key %r", where, task_id, xcom_key)
-            continue
-        try:
-            found.extend(normalize_job_ids(value, task=task_id))
-        except InvalidJobIdError as error:
-            log.error("%s: %s", where, error)
-    ids = list(dict.fromkeys(found))
+    ids = collect_job_ids(where, sources, xcom_key)
     if not ids:
         log.info("%s: no job ids to cancel", where)
         return "no job ids to cancel"
@@ -279,7 +260,7 @@ def cancel_on_deadline(
         )
     where = "cancel_on_deadline"
     literal = normalize_job_ids(job_ids, task=where) if job_ids is not None else None
-    tasks = [xcom_task_ids] if isinstance(xcom_task_ids, str) else list(xcom_task_ids or [])
+    tasks = _task_ids(xcom_task_ids)
     if not all(isinstance(t, str) and t.strip() for t in tasks):
         raise ValueError(f"{where}: xcom_task_ids must be task ids, got {xcom_task_ids!r}")
     if literal is None and not tasks:

@@ -27,13 +27,10 @@ class JobCancelledSensor(JobStatusSensor):
 
     Example::
 
-        JobCancelledSensor(
-            task_id="wait_cancelled",
-            conn_id="writetext_default",
-            job_id="{{ ti.xcom_pull(task_ids='submit') }}",
-            poke_interval=10,
-            timeout=600,
-            deferrable=True,
+        ids = "{{ ti.xcom_pull(task_ids='submit') }}"
+        cancel = CancelJobOperator(task_id="cancel", conn_id="writetext_default", job_id=ids)
+        cancel >> JobCancelledSensor(
+            task_id="wait_cancelled", conn_id="writetext_default", job_id=ids, deferrable=True
         )
     """
 
