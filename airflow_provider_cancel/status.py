@@ -10,17 +10,13 @@ from typing import Any
 class JobStatus(str, enum.Enum):
     """A remote job's status, normalised across APIs (docs/statuses.md)."""
 
-    QUEUED = "queued"
-    """Accepted, not started yet."""
+    QUEUED = "queued"  # accepted, not started yet
     RUNNING = "running"
-    CANCELLING = "cancelling"
-    """Asked to cancel and not stopped yet (WriteText's ``Cancelling``)."""
+    CANCELLING = "cancelling"  # asked to cancel, not stopped yet (WriteText's "Cancelling")
     CANCELLED = "cancelled"
     COMPLETED = "completed"
-    FAILED = "failed"
-    """Ended without a result: failed, moderated or timed out upstream."""
-    UNKNOWN = "unknown"
-    """A raw status this provider does not know; never counts as success."""
+    FAILED = "failed"  # ended without a result: failed, moderated or timed out upstream
+    UNKNOWN = "unknown"  # a raw status this provider does not know; never counts as success
 
     @property
     def is_terminal(self) -> bool:
