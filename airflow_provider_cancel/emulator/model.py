@@ -34,6 +34,8 @@ class Job:
     error: str | None = None
     cancelled_mono: float | None = None
     cancel_calls: int = 0
+    untracked: bool = False
+    """A useapi scheduler service stopped tracking it; the job itself goes on."""
 
     def wall(self, mono: float) -> float:
         """Wall-clock time of a monotonic instant of this job (for ``created``/``updated``)."""
