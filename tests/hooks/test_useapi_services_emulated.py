@@ -197,23 +197,21 @@ def test_cancel_of_an_unknown_job_is_not_found(emulator, hook, run_hook, case) -
     assert emulator.counters["cancel_requests"] == 1
 
 
+@pytest.mark.parametrize(
+    ("code", "error", "says"),
+    [
+        ("403", AuthenticationError, "belongs to another account"),
+        ("410", JobNotFoundError, "expired"),
+    ],
+)
 @pytest.mark.parametrize("case", cases())
-def test_another_accounts_job_403_is_not_retried(emulator, hook, run_hook, case) -> None:
+def test_403_and_410_are_not_retried(emulator, hook, run_hook, case, code, error, says) -> None:
     job = emulator.submit_useapi(service=case.service, version=case.version)
-    emulator.inject("403", call="cancel", count=5)
-    with pytest.raises(AuthenticationError, match="belongs to another account"):
+    emulator.inject(code, call="cancel", count=5)
+    with pytest.raises(error, match=says):
         run_hook(hook(case), "cancel_job", job)
     assert emulator.counters["cancel_requests"] == 1
     assert emulator.job(job)["normalized"] in ("queued", "running")
-
-
-@pytest.mark.parametrize("case", cases())
-def test_an_expired_job_410_is_not_retried(emulator, hook, run_hook, case) -> None:
-    job = emulator.submit_useapi(service=case.service, version=case.version)
-    emulator.inject("410", call="cancel", count=5)
-    with pytest.raises(JobNotFoundError, match="expired"):
-        run_hook(hook(case), "cancel_job", job)
-    assert emulator.counters["cancel_requests"] == 1
 
 
 @pytest.mark.parametrize("case", cases(readable=True))

@@ -323,25 +323,22 @@ def _expect(fault: Fault, api: str, call: str) -> Expect | None:
     if fault.kind in ("html200", "malformed", "empty"):
         if call in ("status", "token"):
             return fails("InvalidResponseError", InvalidResponseError, 1)
-        if api in NO_READ:  # nothing to read: only an answer the API could send is a yes
-            said_yes = fault.kind == "empty"
-            return Expect(
-                "untracked" if said_yes else "error: not the API's answer",
-                result="untracked" if said_yes else "error",
-                attempts=1,
-                status_requests=0,
-                job_after=after_running,
-            )
         # A 2xx cancel whose body says nothing is confirmed by reading the job once. The
         # emulator did not apply the cancel (it served the fault instead), so the job still
         # reads running: after an empty 2xx (an API's yes) that is "cancelling"; after an
-        # HTML page or a cut body (not the API's yes) the job was not stopped: "error".
+        # HTML page or a cut body (not the API's yes) the job was not stopped: "error". A
+        # service without a read cannot look: an empty 2xx is its yes ("untracked").
         said_yes = fault.kind == "empty"
+        if api in NO_READ:
+            label, reads = ("untracked" if said_yes else "error: not the API's answer"), 0
+        else:
+            label = "cancelling, job read" if said_yes else "error: still running, job read"
+            reads = 1
         return Expect(
-            "cancelling, job read" if said_yes else "error: still running, job read",
-            result="cancelling" if said_yes else "error",
+            label,
+            result=label.split(",")[0].split(":")[0],
             attempts=1,
-            status_requests=1,
+            status_requests=reads,
             job_after=after_running,
         )
     if fault.kind == "expired_token" and fault.count == 1:
