@@ -1,4 +1,5 @@
-"""Local, standard-library-only emulator of useapi.net Midjourney (v2, v3) and WriteText.ai.
+"""Local, standard-library-only emulator of useapi.net (Midjourney v2, v3 and the services of
+``hooks/useapi_services.py``) and WriteText.ai.
 
 It lets the tests, the demo, the example DAGs and the benchmarks exercise the provider without
 paid accounts (useapi.net ended its Midjourney service in June 2026, so there is no live API to
@@ -17,8 +18,10 @@ the ``/_emulator/...`` control endpoints.
 
 Modules: ``facade.py`` (:class:`Emulator`), ``server.py`` (ports and request handler),
 ``control.py`` (``/_emulator/...``), ``routes.py`` (the routing table), one module per API
-(``useapi_v2.py``, ``useapi_v3.py``, ``writetext.py``; ``useapi.py`` holds what the useapi versions
-share) described with the types of ``api.py`` and ``model.py``, and ``state.py`` (the store).
+(``useapi_v2.py``, ``useapi_v3.py``, ``writetext.py``) and per useapi.net family
+(``useapi_discord.py``, ``useapi_jobs.py``, ``useapi_scheduler.py``: a service's API from its
+description; ``useapi.py`` holds what they share) described with the types of ``api.py`` and
+``model.py``, and ``state.py`` (the store).
 """
 
 from __future__ import annotations

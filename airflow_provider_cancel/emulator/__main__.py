@@ -14,8 +14,11 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from airflow_provider_cancel.hooks.useapi_services import SERVICES
+
 from .facade import Emulator
 from .state import FINISHED_CANCEL_ANSWERS, Config
+from .useapi import model_key
 
 DEFAULTS = Config()
 
@@ -35,6 +38,9 @@ SETTING_HELP = {
     "finished_cancel_answer": "HTTP status useapi answers to a cancel of a job that already ended",
 }
 CHOICES = {"finished_cancel_answer": FINISHED_CANCEL_ANSWERS}
+SERVICE_LIST = ", ".join(
+    f"{spec.name} {spec.version} ({spec.family}: {model_key(spec)})" for spec in SERVICES.values()
+)
 
 
 def _fault(text: str) -> tuple[str, int | None, float | None]:
@@ -54,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line; every setting's default comes from :class:`~.state.Config`."""
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_cancel.emulator",
-        description="Emulate useapi.net Midjourney (v2, v3) and WriteText.ai locally. The main "
+        description="Emulate useapi.net (Midjourney v2, v3 and the services below) and "
+        "WriteText.ai locally. The main "
         "port serves useapi.net, WriteText's token endpoint and the /_emulator/ control "
         "endpoints; WriteText's /text/... calls are served on a second (region) port, which "
         "the token endpoint hands out. Prints one 'emulator listening on URL (region HOST)' "
@@ -62,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Fault kinds: 429, 500, 502, 503, 504, 596 (useapi moderation), html (a 502 "
         "HTML page), html200 (an HTML page with 200), malformed (truncated JSON), empty (an "
         "empty 200), drop (connection closed), hang (no answer for 30 s, then closed), "
-        "expired_token (WriteText 401 invalid_token). Also at run time: POST /_emulator/faults.",
+        "expired_token (WriteText 401 invalid_token), 403 (another account's job), 410 "
+        "(expired). Also at run time: POST /_emulator/faults. useapi.net services (family: "
+        'job key for POST /_emulator/jobs {"api": KEY}): ' + SERVICE_LIST + ".",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"

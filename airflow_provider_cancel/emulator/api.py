@@ -136,7 +136,8 @@ class CancelRule:
     """How an API answers a cancel.
 
     A job whose lower-case raw status is in ``accepts`` is cancelled and gets ``accepted``; one
-    in ``pending`` (already being cancelled) gets ``accepted`` again without change. Any other
+    in ``pending`` (already being cancelled; or ended, where the API answers that alike, as
+    useapi.net's jobs family does) gets ``accepted`` again without change. Any other
     job is refused: with ``finished_body`` the answer follows the emulator's
     ``finished_cancel_answer`` setting (200 with that body, 404 as for a missing job, or
     400/409 with ``refused_text``), without it the answer is always 400 with ``refused_text``

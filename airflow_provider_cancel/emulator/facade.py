@@ -12,13 +12,21 @@ import threading
 from types import TracebackType
 from typing import Any
 
+from airflow_provider_cancel.hooks.useapi_services import (
+    DEFAULT_SERVICE,
+    find_service,
+    service_names,
+)
+
 from .routes import JOB_MODELS
 from .server import Server
 from .state import EmulatorState, Fault
+from .useapi import model_key
 
 
 class Emulator:
-    """Local stand-in for useapi.net Midjourney (v2, v3) and WriteText.ai.
+    """Local stand-in for useapi.net (Midjourney v2/v3 and the services of
+    ``hooks/useapi_services.py``) and WriteText.ai.
 
     Use in-process (``with Emulator() as emu:``) or as a separate process
     (``python -m airflow_provider_cancel.emulator``) driven through ``/_emulator/`` endpoints.
@@ -146,11 +154,19 @@ class Emulator:
             raise RuntimeError("Emulator is not started; call start() first")
 
     # ------------------------------------------------------------------ jobs
-    def submit_useapi(self, prompt: str = "x", version: str = "v2") -> str:
-        """Create a useapi job as ``POST .../imagine`` would; returns the jobid."""
-        if version not in ("v2", "v3"):
-            raise ValueError("version must be 'v2' or 'v3'")
-        return self.state.create_job(f"useapi_{version}", prompt=prompt).id
+    def submit_useapi(
+        self, prompt: str = "x", version: str = "v2", service: str = DEFAULT_SERVICE
+    ) -> str:
+        """Create a job of a useapi.net service (Midjourney's as ``POST .../imagine`` would);
+        ``version`` matters where the service has two (Midjourney, PixVerse). Returns its id."""
+        try:
+            spec = find_service(service, version)
+        except KeyError:
+            raise ValueError(
+                f"useapi.net service {service!r} {version!r} is not emulated "
+                f"(services: {', '.join(service_names())})"
+            ) from None
+        return self.state.create_job(model_key(spec), prompt=prompt).id
 
     def submit_writetext(self, name: str = "x") -> str:
         """Create a WriteText request as ``POST /text/Generate`` would; returns its id."""
@@ -165,9 +181,10 @@ class Emulator:
         self.state.set_status(job_id, raw_status, error)
 
     def job(self, job_id: str) -> dict[str, Any]:
-        """``{"id","api","status","normalized","error","cancel_calls","created"}``.
+        """``{"id","api","status","normalized","error","cancel_calls","tracked","created"}``.
 
-        ``status`` is the raw status as the API would show it now. KeyError if unknown.
+        ``status`` is the raw status as the API would show it now; ``tracked`` turns false when
+        a useapi scheduler service stopped tracking the job. KeyError if unknown.
         """
         job = self.state.get(job_id)
         if job is None:
@@ -183,7 +200,8 @@ class Emulator:
     def inject(self, kind: str, **options: Any) -> None:
         """Serve fault ``kind`` to matching API requests; ``options`` are :class:`~.state.Fault`
         fields: ``count`` (the next N requests, default 1) or ``rate`` (a random share until
-        :meth:`clear_faults`), ``call``, ``api``, ``retry_after``, ``hang_seconds``."""
+        :meth:`clear_faults`), ``call``, ``api``, ``retry_after`` (a header),
+        ``retry_after_json`` (``retryAfter`` in a 429's body), ``hang_seconds``."""
         self.state.add_fault(Fault(kind, **options))
 
     def clear_faults(self) -> None:

@@ -1,7 +1,7 @@
 """What an emulated job is, and how one API's jobs live: ids, clock, cancel, normalised status.
 
 A :class:`JobModel` is data: each API module (``useapi_v2.py``, ``useapi_v3.py``,
-``writetext.py``) describes its jobs with one, and the store (``state.py``) runs every model the
+``writetext.py``, and each useapi.net service's family module) describes its jobs with one, and the store (``state.py``) runs every model the
 same way. There is no background thread: a job's status is *computed* from the time since it was
 created (or cancelled) each time somebody reads it.
 """
@@ -34,6 +34,8 @@ class Job:
     error: str | None = None
     cancelled_mono: float | None = None
     cancel_calls: int = 0
+    untracked: bool = False
+    """A useapi scheduler service stopped tracking it; the job itself goes on."""
 
     def wall(self, mono: float) -> float:
         """Wall-clock time of a monotonic instant of this job (for ``created``/``updated``)."""

@@ -1,7 +1,8 @@
 """The routing table: which API serves which path prefix on which port.
 
-Adding an API (or a useapi service) is one module that describes it as an
-:class:`~.api.Api` and one :class:`Mount` below.
+Adding an API is one module that describes it as an :class:`~.api.Api` and one :class:`Mount`
+below; a useapi.net service is mounted from its description in ``hooks/useapi_services.py`` by
+the module of its family (:data:`FAMILIES`).
 
 ``resolve()`` is a pure function from a raw request target to a :class:`~.api.Route`;
 ``answer()`` runs the route's handler, which reads and changes :class:`~.state.EmulatorState`.
@@ -14,11 +15,19 @@ stays inside the id), and literal dot segments are removed first like a real fro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
-from . import useapi_v2, useapi_v3, writetext
+from airflow_provider_cancel.hooks.useapi_services import (
+    DISCORD,
+    JOBS,
+    SCHEDULER,
+    SERVICES,
+    UseApiService,
+)
+
+from . import useapi_discord, useapi_jobs, useapi_scheduler, useapi_v2, useapi_v3, writetext
 from .api import Api, Request, Response, Route
 from .model import JobModel
 from .state import EmulatorState
@@ -42,10 +51,22 @@ class Mount:
         return tuple(head) == self.prefix
 
 
+#: How each useapi.net family's services are emulated (Midjourney has its own modules).
+FAMILIES: Mapping[str, Callable[[UseApiService], Api]] = {
+    DISCORD: useapi_discord.api,
+    JOBS: useapi_jobs.api,
+    SCHEDULER: useapi_scheduler.api,
+}
+
 #: Longest prefix first.
 MOUNTS: tuple[Mount, ...] = (
     Mount(("web", "apitoken", "accesstoken"), writetext.TOKEN),
     Mount(("v3", "midjourney"), useapi_v3.API),
+    *(
+        Mount((service.version, service.name), FAMILIES[service.family](service))
+        for service in SERVICES.values()
+        if service.name != "midjourney"
+    ),
     Mount(("v2",), useapi_v2.API),
     Mount(("text",), writetext.ELSEWHERE),
     Mount(("web",), writetext.ELSEWHERE),

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from .facade import Emulator
 
 _FAULT_TEXT = {
+    403: "Forbidden",
+    410: "Gone",
     429: "Too many requests",
     500: "Internal server error",
     502: "Bad gateway",
@@ -219,7 +221,10 @@ class Handler(BaseHTTPRequestHandler):
             headers = []
             if code == 429 and fault.retry_after is not None:
                 headers.append(("Retry-After", _retry_after_text(fault.retry_after)))
-            response = json_response(code, {"error": _FAULT_TEXT[code], "code": code}, headers)
+            payload: dict[str, Any] = {"error": _FAULT_TEXT[code], "code": code}
+            if code == 429 and fault.retry_after_json is not None:
+                payload["retryAfter"] = fault.retry_after_json
+            response = json_response(code, payload, headers)
         emulator.state.set_logged_status(entry, response.status)
         self._send(response)
 

@@ -23,6 +23,8 @@ from .model import Job, JobModel
 
 FAULT_KINDS = frozenset(
     {
+        "403",
+        "410",
         "429",
         "500",
         "502",
@@ -138,6 +140,8 @@ class Fault:
     call: str | None = None
     api: str | None = None
     retry_after: float | int | None = None
+    retry_after_json: float | int | None = None
+    """Seconds a 429 names as ``retryAfter`` in its JSON body (useapi.net's services)."""
     hang_seconds: float = 30.0
 
     def __post_init__(self) -> None:
@@ -294,6 +298,7 @@ class EmulatorState:
                 "normalized": self.models[job.api].normalize(raw, error),
                 "error": error,
                 "cancel_calls": job.cancel_calls,
+                "tracked": not job.untracked,
                 "created": job.created_wall,
             }
 

@@ -7,6 +7,7 @@ A cancel of a finished job answers as ``finished_cancel_answer`` says.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -15,18 +16,20 @@ from .api import Api, Endpoint, Request, Response, json_response
 from .model import Job, JobModel
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from .state import EmulatorState
 
 KEY = "useapi_v2"
 
 
-def new_id(number: Callable[[], int]) -> str:
-    """``job:<stamp>-user:1-channel:1-bot:midjourney-<n>`` (v2 ids contain ``:``)."""
-    now = datetime.now(tz=timezone.utc)
-    stamp = now.strftime("%Y%m%d%H%M%S") + f"{now.microsecond // 1000:03d}"
-    return f"job:{stamp}-user:1-channel:1-bot:midjourney-{number()}"
+def discord_id(bot: str) -> Callable[[Callable[[], int]], str]:
+    """New ids ``job:<stamp>-user:1-channel:1-bot:<bot>-<n>`` (Discord-era ids contain ``:``)."""
+
+    def new_id(number: Callable[[], int]) -> str:
+        now = datetime.now(tz=timezone.utc)
+        stamp = now.strftime("%Y%m%d%H%M%S") + f"{now.microsecond // 1000:03d}"
+        return f"job:{stamp}-user:1-channel:1-bot:{bot}-{number()}"
+
+    return new_id
 
 
 def body(state: EmulatorState, job: Job) -> dict[str, Any]:
@@ -68,8 +71,13 @@ MODEL = JobModel(
     completed="completed",
     cancelled="cancelled",
     normalized=useapi.NORMALIZED,
-    new_id=new_id,
+    new_id=discord_id("midjourney"),
 )
+
+#: What the Discord-era services share with v2 (``useapi_discord.py``).
+CANCEL = useapi.cancel_rule(cancelled, "Job {id} is {status} and can not be cancelled", finished)
+MISSING = "Unable to locate job {id}"
+ID_REQUIRED = "Query param jobid not provided"
 
 API = Api(
     route_prefix="v2",
@@ -86,9 +94,9 @@ API = Api(
     ),
     model=MODEL,
     job_body=body,
-    cancel=useapi.cancel_rule(cancelled, "Job {id} is {status} and can not be cancelled", finished),
-    missing_text="Unable to locate job {id}",
+    cancel=CANCEL,
+    missing_text=MISSING,
     error_code=True,
-    id_required="Query param jobid not provided",
+    id_required=ID_REQUIRED,
     **useapi.COMMON,
 )

@@ -345,12 +345,19 @@ class JobApiHook(BaseHook, abc.ABC):
         """Cancel ``job_id``, and what the answer (and, where it is unclear, a read) means."""
         response = yield self.cancel_request(job_id)
         code, codes = response.status_code, self.answer_codes(job_id)
-        if code in codes.untracked:
+        if code in codes.untracked and says_yes(response):
             return CancelResult(
                 job_id,
                 CancelOutcome.UNTRACKED,
                 message="the API stopped tracking the job; the provider may still run (and "
                 "bill) it",
+            )
+        if code in codes.untracked:  # an HTML page or a cut body is not the API's yes
+            return CancelResult(
+                job_id,
+                CancelOutcome.ERROR,
+                message=f"HTTP {code} that is not the API's answer ({self.server_said(response)}"
+                "): the job may still be tracked and running",
             )
         if code in codes.cancelled:
             return CancelResult(

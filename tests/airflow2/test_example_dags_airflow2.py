@@ -29,7 +29,7 @@ import pytest
 from airflow_provider_cancel._compat import AIRFLOW_V_3_0_PLUS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from expectations import EXPECTED_RUN_STATE, EXPECTED_TASKS
+from expectations import EXPECTED_RUN_STATE, EXPECTED_TASKS, expected_end, job_end
 
 pytestmark = pytest.mark.skipif(
     AIRFLOW_V_3_0_PLUS,
@@ -116,7 +116,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 jobs = {job_id: emulator.job(job_id) for job_id in new}
-                if all(job["normalized"] == "cancelled" for job in jobs.values()):
+                if all(job_end(job) == expected_end(dag_id, job) for job in jobs.values()):
                     break
                 time.sleep(0.2)
             results[dag_id] = {
@@ -146,8 +146,8 @@ def test_example_dag_on_airflow2(runs: dict[str, Any], dag_id: str) -> None:
     assert run["state"] == EXPECTED_RUN_STATE[dag_id], where
     assert run["tasks"] == EXPECTED_TASKS[dag_id], where
     assert run["jobs"], f"{dag_id} started no job\n{where}"
-    not_cancelled = {
-        i: j["status"] for i, j in run["jobs"].items() if j["normalized"] != "cancelled"
+    unexpected = {
+        i: job_end(j) for i, j in run["jobs"].items() if job_end(j) != expected_end(dag_id, j)
     }
-    assert not not_cancelled, f"jobs not cancelled: {not_cancelled}\n{where}"
+    assert not unexpected, f"jobs that did not end as intended: {unexpected}\n{where}"
     assert all(job["cancel_calls"] >= 1 for job in run["jobs"].values()), run["jobs"]

@@ -44,6 +44,8 @@ DAGS: dict[str, tuple[Path, dict[str, Any]]] = {
     "example_cleanup_on_failure": (EXAMPLE_DAGS, {}),
     # Jobs run 5 minutes: the poking sensor's 15 s timeout cancels them.
     "example_cancel_on_kill": (EXAMPLE_DAGS, {"job_duration": 300.0}),
+    # One useapi connection, three services: faceswap, flowmusic cancelled; kling untracked.
+    "example_useapi_services": (EXAMPLE_DAGS, {}),
     # WriteText requests stay "Cancelling" for 3 s: the reschedule-mode sensor must reschedule.
     "provider_test_reschedule": (TEST_DAGS, {"cancel_delay": 3.0}),
     # Jobs complete after 5 s: the deferred sensor's trigger sees one complete.

@@ -33,7 +33,7 @@ def test_every_example_dag_is_covered() -> None:
         for path in EXAMPLE_DAGS.glob("*.py")
         if path.stem != "run_demo" and "@dag" in path.read_text()
     }
-    assert len(examples) == 6
+    assert len(examples) == 7
     assert examples <= set(DAGS) | NOT_RUN_HERE
 
 
@@ -215,7 +215,63 @@ def test_every_job_a_dag_started_ends_as_intended(
     expected = {"cancelled"}
     if dag_id == "provider_test_failures":  # one job is left to complete on purpose
         expected.add("completed")
+    if dag_id == "example_useapi_services":  # Kling only stops tracking: the job goes on
+        expected.add("running")
     assert {job["normalized"] for job in result.jobs.values()} == expected, result.describe()
+
+
+def test_example_useapi_services_one_connection_three_families(
+    dag_runs: dict[str, DagRunResult],
+) -> None:
+    result = ran(dag_runs, "example_useapi_services")
+
+    assert result.returncode == 0, result.describe()
+    assert result.run_state == "success", result.describe()
+    assert result.task_states == {
+        "submit_faceswap": "success",
+        "submit_flowmusic": "success",
+        "submit_kling": "success",
+        "cancel_faceswap": "success",
+        "cancel_flowmusic": "success",
+        "cancel_kling": "success",  # untracked does not fail the task
+        "wait_flowmusic_cancelled": "success",
+    }
+    ids = {
+        service: result.xcoms[f"submit_{service}"] for service in ("faceswap", "flowmusic", "kling")
+    }
+    assert sorted(result.jobs) == sorted(ids.values())
+    assert {service: result.jobs[job]["api"] for service, job in ids.items()} == {
+        "faceswap": "faceswap",
+        "flowmusic": "flowmusic",
+        "kling": "kling",
+    }
+    reports = {service: result.xcoms[f"cancel_{service}"] for service in ids}
+    assert reports["faceswap"] == {
+        ids["faceswap"]: {
+            "outcome": "cancelled",
+            "status": "cancelled",
+            "raw_status": "cancelled",
+            "message": "cancelled",
+        }
+    }
+    flowmusic = reports["flowmusic"][ids["flowmusic"]]
+    assert (flowmusic["outcome"], flowmusic["status"], flowmusic["raw_status"]) == (
+        "cancelled",
+        "cancelled",
+        "failed",
+    )
+    kling = reports["kling"][ids["kling"]]
+    assert kling["outcome"] == "untracked"
+    assert "may still run" in kling["message"]
+    # What the emulator saw: two jobs stopped, Kling's still generating but no longer tracked.
+    assert result.jobs[ids["faceswap"]]["status"] == "cancelled"
+    assert (result.jobs[ids["flowmusic"]]["status"], result.jobs[ids["flowmusic"]]["error"]) == (
+        "failed",
+        "user_cancelled",
+    )
+    assert result.jobs[ids["kling"]]["tracked"] is False
+    assert result.jobs[ids["kling"]]["normalized"] == "running"
+    assert [job["cancel_calls"] for job in result.jobs.values()] == [1, 1, 1]
 
 
 # ---------------------------------------------------------------------- test DAGs

@@ -7,11 +7,17 @@ from pathlib import Path
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 sys.path.insert(0, str(EXAMPLE_DAGS))
-from run_demo import EXPECTED_RUN_STATE  # noqa: E402  (the demo's expectations, shared)
+from run_demo import (  # noqa: E402  (the demo's expectations, shared)
+    EXPECTED_RUN_STATE,
+    expected_end,
+    job_end,
+)
 
 sys.path.remove(str(EXAMPLE_DAGS))
 
 RESTART_DAG = "e2e_triggerer_restart"
+SERVICES = ("faceswap", "flowmusic", "kling")
+"""The useapi.net services ``example_useapi_services`` cancels jobs of."""
 
 # Final state of every task, per DAG.
 EXPECTED_TASKS: dict[str, dict[str, str]] = {
@@ -38,6 +44,10 @@ EXPECTED_TASKS: dict[str, dict[str, str]] = {
     },
     # on purpose: the sensor's timeout cancels the job, soft_fail skips the task
     "example_cancel_on_kill": {"submit": "success", "wait_done": "skipped"},
+    "example_useapi_services": {
+        **{f"{step}_{service}": "success" for step in ("submit", "cancel") for service in SERVICES},
+        "wait_flowmusic_cancelled": "success",
+    },
     RESTART_DAG: {"submit": "success", "cancel": "success", "wait_cancelled": "success"},
 }
 
@@ -48,9 +58,18 @@ SUBMIT_TASKS: dict[str, list[str]] = {
     "example_cancel_on_failure": ["submit_images", "submit_texts"],
     "example_cleanup_on_failure": ["submit"],
     "example_cancel_on_kill": ["submit"],
+    "example_useapi_services": [f"submit_{service}" for service in SERVICES],
     RESTART_DAG: ["submit"],
 }
 
 EXPECTED_RUN: dict[str, str] = {**EXPECTED_RUN_STATE, RESTART_DAG: "success"}
 
-__all__ = ["EXPECTED_RUN", "EXPECTED_RUN_STATE", "EXPECTED_TASKS", "RESTART_DAG", "SUBMIT_TASKS"]
+__all__ = [
+    "EXPECTED_RUN",
+    "EXPECTED_RUN_STATE",
+    "EXPECTED_TASKS",
+    "RESTART_DAG",
+    "SUBMIT_TASKS",
+    "expected_end",
+    "job_end",
+]

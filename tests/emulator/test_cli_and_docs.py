@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -106,3 +107,26 @@ def test_the_documented_requests_work() -> None:
         }
         assert call("GET", f"{e}/_emulator/counters")[1]["cancel_requests"] == 3
         assert call("POST", f"{e}/_emulator/reset")[1] == {"ok": True}
+
+
+def test_the_documented_service_requests_work() -> None:
+    text = DOC.read_text()
+    bearer = {"Authorization": "Bearer emulator-useapi-token"}
+    with Emulator() as emu:
+        e = emu.url
+        assert """-X POST "$E/_emulator/jobs" -d '{"api": "flowmusic"}'""" in text
+        flowmusic = call("POST", f"{e}/_emulator/jobs", {"api": "flowmusic"})[1]["id"]
+        assert "@example.com" in flowmusic
+        path = f"{e}/v1/flowmusic/jobs/{urllib.parse.quote(flowmusic, safe='')}"
+        assert '-X DELETE "$E/v1/flowmusic/jobs/$FE"' in text
+        assert call("DELETE", path, **bearer)[0] == 204
+        read = call("GET", path, **bearer)[1]
+        assert (read["status"], read["error"]["code"]) == ("failed", "user_cancelled")
+
+        assert '-X DELETE "$E/v1/kling/scheduler/$K"' in text
+        kling = call("POST", f"{e}/_emulator/jobs", {"api": "kling"})[1]["id"]
+        assert kling.isdigit()
+        assert call("DELETE", f"{e}/v1/kling/scheduler/{kling}", **bearer)[0] == 204
+        seen = call("GET", f"{e}/_emulator/jobs/{kling}")[1]
+        assert seen["tracked"] is False
+        assert seen["normalized"] in ("queued", "running")  # it goes on

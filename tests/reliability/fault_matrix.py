@@ -1,5 +1,9 @@
 """The fault matrix: every fault x every call x both APIs x the sync and the async path.
 
+useapi.net is there as Midjourney v2 and v3 and one service of each family beside them:
+InsightFaceSwap (``faceswap``, discord), FlowMusic (jobs) and Kling (scheduler: no read, so no
+status column; a cancel only stops the tracking, outcome ``untracked``).
+
 Each cell injects one fault into the bundled emulator (or points the connection at a broken
 address for faults the emulator cannot serve), runs one hook call with small settings
 (``retry_limit=2``, ``retry_delay=0.01``, ``timeout=0.5``) and checks that it ends in the
@@ -50,6 +54,7 @@ from airflow_provider_cancel.exceptions import (
     AuthenticationError,
     CancelApiError,
     InvalidResponseError,
+    JobNotFoundError,
     ModerationPendingError,
     RateLimitedError,
     ServerError,
@@ -81,11 +86,29 @@ WHOLE_ANSWER_BOUND = ATTEMPTS * (TIMEOUT + TIMEOUT) + 2.0
 RELAXED_BOUND = 15.0
 """Other cells end far sooner; this only catches a hang."""
 
-APIS = ("useapi_v2", "useapi_v3", "writetext")
+APIS = ("useapi_v2", "useapi_v3", "faceswap", "flowmusic", "kling", "writetext")
+"""Emulator job keys; the useapi services are chosen with the connection's ``service`` extra."""
+SERVICES = {"faceswap", "flowmusic", "kling"}
+NO_READ = {"kling"}
+"""useapi services without a per-job read: no status cells."""
 CALLS = ("token", "cancel", "status")
 MODES = ("sync", "async")
-RUNNING_RAW = {"useapi_v2": "started", "useapi_v3": "started", "writetext": "Running"}
-CANCEL_SUCCESS = {"useapi_v2": "cancelled", "useapi_v3": "cancelled", "writetext": "cancelling"}
+RUNNING_RAW = {
+    "useapi_v2": "started",
+    "useapi_v3": "started",
+    "faceswap": "started",
+    "flowmusic": "pending",
+    "kling": "processing",
+    "writetext": "Running",
+}
+CANCEL_SUCCESS = {
+    "useapi_v2": "cancelled",
+    "useapi_v3": "cancelled",
+    "faceswap": "cancelled",
+    "flowmusic": "cancelled",
+    "kling": "untracked",
+    "writetext": "cancelling",
+}
 ALSO_RIGHT = {"cancelling": ("cancelled",)}
 """A WriteText cancel is confirmed by a read; a slow machine may read it already cancelled."""
 ERROR_NAMES = {
@@ -109,6 +132,8 @@ class Fault:
     """Emulator fault kind, or None for faults made outside the emulator."""
     count: int = 1
     retry_after: float | None = None
+    retry_after_json: float | None = None
+    """``retryAfter`` in a 429's JSON body (useapi.net's services)."""
     network: str | None = None
     """``refused``, ``blackhole`` (connect timeout) or ``dns``."""
     real_expiry: bool = False
@@ -136,6 +161,12 @@ FAULTS: tuple[Fault, ...] = (
     Fault("429 once", "429", meaning="rate limited once, no Retry-After"),
     Fault("429 once, Retry-After 0", "429", retry_after=0, meaning="rate limited, retry now"),
     Fault("429 once, Retry-After 0.3", "429", retry_after=0.3, meaning="wait is honoured"),
+    Fault(
+        "429 once, retryAfter 0.3 in body",
+        "429",
+        retry_after_json=0.3,
+        meaning="useapi: the JSON body says when",
+    ),
     Fault("500 once", "500"),
     Fault("502 once", "502"),
     Fault("503 once", "503"),
@@ -156,6 +187,8 @@ FAULTS: tuple[Fault, ...] = (
     Fault("connect timeout", network="blackhole", meaning="SYN never answered (full backlog)"),
     Fault("DNS failure", network="dns", meaning="host nonexistent.invalid"),
     Fault("596", "596", meaning="useapi pending moderation"),
+    Fault("403", "403", meaning="useapi: another account's job"),
+    Fault("410", "410", meaning="useapi: the job expired"),
     Fault("HTML 200", "html200", meaning="HTML page with status 200"),
     Fault("truncated JSON", "malformed", meaning='200 with body {"jobid": "abc'),
     Fault("empty body", "empty", meaning="200 with an empty body"),
@@ -230,12 +263,18 @@ def _expect(fault: Fault, api: str, call: str) -> Expect | None:
     writetext = api == "writetext"
     if call == "token" and not writetext:
         return None  # useapi has no token call
+    if call == "status" and api in NO_READ:
+        return None
+    if fault.kind in ("403", "410") and writetext:
+        return None  # useapi.net's codes
     if (fault.kind == "expired_token" or fault.real_expiry) and (not writetext or call == "token"):
         return None  # only WriteText's job calls check access tokens
     op = operation(call)
     after_running = ("running",)
     ok_result = CANCEL_SUCCESS[api] if op == "cancel_job" else "running"
     ok_after = ("cancelled", "cancelling") if op == "cancel_job" else after_running
+    if api in NO_READ:
+        ok_after = after_running  # only the tracking stopped: the job goes on
     counted = "token_requests" if call == "token" else "attempts"
 
     def ok(label: str, tries: int, **more: Any) -> Expect:
@@ -263,7 +302,8 @@ def _expect(fault: Fault, api: str, call: str) -> Expect | None:
             job_after=after_running,
         )
     if fault.kind in RETRYABLE and not fault.persistent:
-        return ok(f"{ok_result} after retry", 2, min_seconds=fault.retry_after or 0.0)
+        wait = fault.retry_after or fault.retry_after_json or 0.0
+        return ok(f"{ok_result} after retry", 2, min_seconds=wait)
     if fault.kind in RETRYABLE:
         if fault.kind in ("drop", "hang"):
             why = "no answer within the timeout" if fault.kind == "hang" else "got no answer"
@@ -276,19 +316,29 @@ def _expect(fault: Fault, api: str, call: str) -> Expect | None:
         return fails(error.__name__, error, ATTEMPTS, *said)
     if fault.kind == "596":
         return fails("ModerationPendingError, no retry", ModerationPendingError, 1, "HTTP 596")
+    if fault.kind == "403":
+        return fails("AuthenticationError, no retry", AuthenticationError, 1, "another account")
+    if fault.kind == "410":
+        return fails("JobNotFoundError, no retry", JobNotFoundError, 1, "expired")
     if fault.kind in ("html200", "malformed", "empty"):
         if call in ("status", "token"):
             return fails("InvalidResponseError", InvalidResponseError, 1)
         # A 2xx cancel whose body says nothing is confirmed by reading the job once. The
         # emulator did not apply the cancel (it served the fault instead), so the job still
         # reads running: after an empty 2xx (an API's yes) that is "cancelling"; after an
-        # HTML page or a cut body (not the API's yes) the job was not stopped: "error".
+        # HTML page or a cut body (not the API's yes) the job was not stopped: "error". A
+        # service without a read cannot look: an empty 2xx is its yes ("untracked").
         said_yes = fault.kind == "empty"
+        if api in NO_READ:
+            label, reads = ("untracked" if said_yes else "error: not the API's answer"), 0
+        else:
+            label = "cancelling, job read" if said_yes else "error: still running, job read"
+            reads = 1
         return Expect(
-            "cancelling, job read" if said_yes else "error: still running, job read",
-            result="cancelling" if said_yes else "error",
+            label,
+            result=label.split(",")[0].split(":")[0],
             attempts=1,
-            status_requests=1,
+            status_requests=reads,
             job_after=after_running,
         )
     if fault.kind == "expired_token" and fault.count == 1:
@@ -333,8 +383,17 @@ def expect_hostile(fault: Fault, api: str, call: str) -> Expect:
         )
     # deep JSON (200) and echoed secrets (400): a status or token call fails; a cancel reads
     # the job (a 200 that is not JSON is no yes; a 400 may mean "already ended") and finds it
-    # still running: not stopped.
-    if call == "cancel":
+    # still running: not stopped. A service without a read cannot look: a 200 that is not the
+    # API's answer is an error outcome, a 400 an error.
+    if call == "cancel" and api in NO_READ and kind == "deep":
+        return Expect(
+            "error: not the API's answer",
+            result="error",
+            attempts=1,
+            status_requests=0,
+            job_after=running,
+        )
+    if call == "cancel" and api not in NO_READ:
         return Expect(
             "error: still running, job read",
             result="error",
@@ -434,6 +493,8 @@ class Environment:
         )
         host = self.emulator.url
         extra: dict[str, str] = {"api_version": "v3"} if api == "useapi_v3" else {}
+        if api in SERVICES:
+            extra["service"] = api
         bad_host = hostile.host if hostile is not None else None
         if network is not None:
             bad_host = self.bad_hosts[network]
@@ -566,6 +627,7 @@ def _run_cell(emulator: Any, cell: Cell, conn: Any, hostile: HostileServer | Non
             call=call,
             api=_emulator_api(api),
             retry_after=fault.retry_after,
+            retry_after_json=fault.retry_after_json,
             hang_seconds=TIMEOUT * 4,
         )
     before = emulator.counters
@@ -648,7 +710,7 @@ def cost(cell: Cell) -> float:
             * (ATTEMPTS if fault.persistent or fault.network else 1)
             * (2 if fault.hostile else 1)
         )
-    return fault.retry_after or 0.01
+    return fault.retry_after or fault.retry_after_json or 0.01
 
 
 def run_all(
@@ -716,6 +778,11 @@ COLUMNS = [
     ("useapi_v2", "status", "v2 status"),
     ("useapi_v3", "cancel", "v3 cancel"),
     ("useapi_v3", "status", "v3 status"),
+    ("faceswap", "cancel", "FS cancel"),
+    ("faceswap", "status", "FS status"),
+    ("flowmusic", "cancel", "FM cancel"),
+    ("flowmusic", "status", "FM status"),
+    ("kling", "cancel", "KL cancel"),
     ("writetext", "token", "WT token"),
     ("writetext", "cancel", "WT cancel"),
     ("writetext", "status", "WT status"),

@@ -190,7 +190,7 @@ def files_text(home: Path) -> dict[str, str]:
 
 def test_every_example_dag_ran_under_faults_and_debug_logging(runs: dict[str, Run]) -> None:
     assert set(runs) == set(example_dag_ids())
-    assert len(runs) == 5
+    assert len(runs) == 6
     for run in runs.values():
         assert run.returncode != -1, f"{run.dag_id} timed out:\n{run.output[-3000:]}"
         assert run.run_state is not None, run.output[-3000:]
