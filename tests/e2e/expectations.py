@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
-sys.path.insert(0, str(EXAMPLE_DAGS))
-from run_demo import EXPECTED_RUN_STATE  # noqa: E402  (the demo's expectations, shared)
-
-sys.path.remove(str(EXAMPLE_DAGS))
+from example_dags.run_demo import EXPECTED_RUN_STATE  # the demo's expectations, shared
 
 RESTART_DAG = "e2e_triggerer_restart"
 

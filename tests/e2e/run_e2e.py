@@ -49,19 +49,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_DAGS = REPO / "example_dags"
-E2E_DAGS = Path(__file__).resolve().parent / "dags"
-BIN = Path(sys.executable).parent
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from expectations import (  # noqa: E402
+from tests.e2e.expectations import (
     EXPECTED_RUN,
     EXPECTED_RUN_STATE,
     EXPECTED_TASKS,
     RESTART_DAG,
     SUBMIT_TASKS,
 )
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_DAGS = REPO / "example_dags"
+E2E_DAGS = Path(__file__).resolve().parent / "dags"
+BIN = Path(sys.executable).parent
+
 
 WRONG_TOKEN = "wrong-token-e2e-0123456789"
 RUN_TIMEOUT = float(os.environ.get("E2E_RUN_TIMEOUT", "300"))

@@ -59,10 +59,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run_e2e as base
-from expectations import EXPECTED_RUN, EXPECTED_TASKS, SUBMIT_TASKS
-from run_e2e import (
+from tests.e2e import run_e2e as base
+from tests.e2e.celery_dags.e2e_celery_deferred import POLL_INTERVAL
+from tests.e2e.expectations import EXPECTED_RUN, EXPECTED_TASKS, SUBMIT_TASKS
+from tests.e2e.run_e2e import (
     Airflow,
     E2EFailure,
     Emulator,
@@ -74,10 +74,6 @@ from run_e2e import (
 
 E2E_DIR = Path(__file__).resolve().parent
 CELERY_DAGS = E2E_DIR / "celery_dags"
-sys.path.insert(0, str(CELERY_DAGS))
-from e2e_celery_deferred import POLL_INTERVAL  # noqa: E402
-
-sys.path.remove(str(CELERY_DAGS))
 
 SCENARIOS = ("parallel-runs", "triggers-spread", "triggerer-killed", "worker-killed")
 EXAMPLES: tuple[str, ...] = ("example_useapi_cancel", "example_writetext_bulk_cancel")

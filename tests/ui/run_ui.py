@@ -35,8 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from run_e2e import (
+from tests.e2e.run_e2e import (
     BIN,
     REPO,
     Deployment,
