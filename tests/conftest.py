@@ -18,8 +18,9 @@ from airflow_provider_cancel.hooks import writetext
 
 USEAPI_TOKEN = "emulator-useapi-token"
 WRITETEXT_KEY = "emulator-writetext-key"
-FAST = {"retry_delay": 0.01, "max_retry_wait": 5.0}
-"""Hook arguments that keep retries fast in tests."""
+FAST: dict[str, Any] = {"retry_delay": 0.01, "max_retry_wait": 1.0, "timeout": 5.0}
+"""Hook arguments (``hook_params``) that keep tests fast: short backoff, Retry-After capped at
+1 s, no request longer than 5 s. Import it: ``from tests.conftest import FAST``."""
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import traceback
-from typing import Any
 
 import pytest
 
@@ -20,10 +19,10 @@ from airflow_provider_cancel.exceptions import (
 )
 from airflow_provider_cancel.hooks.useapi import UseApiHook
 from airflow_provider_cancel.hooks.writetext import WriteTextHook
+from tests.conftest import FAST
 
 from .conftest import TOKEN_URL, USEAPI, WRITETEXT_REGION
 
-FAST: dict[str, Any] = {"retry_delay": 0.01, "max_retry_wait": 5.0}
 USEAPI_SECRET = "useapi-secret-token-9f8e7d"
 WT_KEY = "writetext-secret-key-1a2b3c"
 ACCESS = "writetext-access-token-4d5e6f"

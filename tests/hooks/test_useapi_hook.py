@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any
 
 import pytest
 
@@ -24,10 +23,10 @@ from airflow_provider_cancel.exceptions import (
 from airflow_provider_cancel.hooks.useapi import UseApiHook
 from airflow_provider_cancel.job_ids import encode_path_segment, encode_query_value
 from airflow_provider_cancel.status import CancelOutcome, JobStatus
+from tests.conftest import FAST
 
 from .conftest import DROP, USEAPI
 
-FAST: dict[str, Any] = {"retry_delay": 0.01, "max_retry_wait": 5.0}
 TOKEN = "emulator-useapi-token"
 JOB = "job:20241218021941022-user:1308-channel:1316-bot:midjourney"
 API = {"v2": "useapi_v2", "v3": "useapi_v3"}
@@ -125,7 +124,7 @@ def test_bad_connection_is_a_config_error_before_any_request(
     conn_type = fields.pop("conn_type")
     set_connection("bad", conn_type, **fields)
     with pytest.raises(ConnectionConfigError, match=match):
-        UseApiHook("bad", **FAST).get_job(JOB)
+        UseApiHook("bad").get_job(JOB)  # no FAST: its settings would win over the extra
     assert fake_api.calls == []
 
 

@@ -24,10 +24,10 @@ from airflow_provider_cancel.hooks import writetext
 from airflow_provider_cancel.hooks.writetext import WriteTextHook, parse_token_answer
 from airflow_provider_cancel.job_ids import encode_path_segment
 from airflow_provider_cancel.status import CancelOutcome, JobStatus
+from tests.conftest import FAST
 
 from .conftest import DROP, TOKEN_URL, WRITETEXT_REGION
 
-FAST: dict[str, Any] = {"retry_delay": 0.01, "max_retry_wait": 5.0}
 KEY = "emulator-writetext-key"
 REQ = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 

@@ -25,6 +25,7 @@ from airflow.models.connection import Connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import tests.conftest
 from airflow_provider_cancel._compat import AirflowException
 from airflow_provider_cancel.exceptions import (
     AuthenticationError,
@@ -50,7 +51,7 @@ from tests.hostile_server import (
 
 from .fault_matrix import USEAPI_TOKEN, WRITETEXT_KEY
 
-FAST: dict[str, Any] = {"retry_limit": 1, "retry_delay": 0.01, "timeout": 0.5, "max_retry_wait": 1}
+FAST: dict[str, Any] = {**tests.conftest.FAST, "retry_limit": 1, "timeout": 0.5}
 HOOKS = {"useapi_v2": UseApiHook, "useapi_v3": UseApiHook, "writetext": WriteTextHook}
 
 

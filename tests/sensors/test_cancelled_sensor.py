@@ -30,8 +30,8 @@ from airflow_provider_cancel.exceptions import InvalidJobIdError
 from airflow_provider_cancel.hooks import hook_for_connection
 from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
 from airflow_provider_cancel.triggers.status import JobStatusTrigger
+from tests.conftest import FAST
 
-FAST = {"retry_delay": 0.01, "max_retry_wait": 1.0}
 Context = Callable[..., TaskContext]
 
 
