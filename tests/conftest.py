@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cancel.hooks import writetext
+from airflow_provider_cancel.hooks import hook_for_connection, writetext
 
 USEAPI_TOKEN = "emulator-useapi-token"
 WRITETEXT_KEY = "emulator-writetext-key"
@@ -59,6 +59,16 @@ def set_connection(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
         return conn_id
 
     return _set
+
+
+def cancel(conn_id: str, *job_ids: str) -> None:
+    """Cancel jobs through a hook of ``conn_id``, as someone else would while a test waits."""
+    hook = hook_for_connection(conn_id, dict(FAST))
+    try:
+        for job_id in job_ids:
+            hook.cancel_job(job_id)
+    finally:
+        hook.close()
 
 
 # ---------------------------------------------------------------------- emulator

@@ -343,9 +343,14 @@ def raise_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupted)
 
 
-def migrate_and_start_core(dep: Deployment, what: str = "") -> str:
-    """``airflow db migrate``, then the API server, scheduler and DAG processor; returns the
-    ``airflow`` command for the processes a driver adds (triggerers, workers)."""
+CORE_PROCESSES = ("api-server", "scheduler", "dag-processor")
+
+
+def migrate_and_start_core(
+    dep: Deployment, what: str = "", processes: tuple[str, ...] = CORE_PROCESSES
+) -> str:
+    """``airflow db migrate``, then ``processes`` (the API server, scheduler and DAG processor);
+    returns the ``airflow`` command for the processes a driver adds (triggerers, workers)."""
     airflow = str(BIN / "airflow")
     log(f"airflow db migrate{what}")
     with (dep.logs / "db-migrate.log").open("wb") as out:
@@ -354,9 +359,8 @@ def migrate_and_start_core(dep: Deployment, what: str = "") -> str:
         )
     if done.returncode:
         raise E2EFailure(f"airflow db migrate failed; see {dep.logs / 'db-migrate.log'}")
-    dep.start("api-server", [airflow, "api-server"])
-    dep.start("scheduler", [airflow, "scheduler"])
-    dep.start("dag-processor", [airflow, "dag-processor"])
+    for process in processes:
+        dep.start(process, [airflow, process])
     return airflow
 
 

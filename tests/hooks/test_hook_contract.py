@@ -85,6 +85,14 @@ class Api:
     def cancel_ok_status(self) -> int:
         return 204 if self.name == "useapi_v3" else 200
 
+    def connect(self, set_connection: Any, emulator: Any, conn_id: str = "c") -> str:
+        """A connection of this API on ``emulator``; returns its id."""
+        return str(
+            set_connection(
+                conn_id, self.conn_type, host=emulator.url, password=self.secret, extra=self.extra
+            )
+        )
+
     def submit(self, emulator: Any) -> str:
         if self.name == "writetext":
             return str(emulator.submit_writetext())
@@ -97,33 +105,27 @@ COMMON_ODD_IDS = ("1/2?x=y#frag", "100%", "%2E%2E", "with space", "a/../b", ".."
 USEAPI_FINISHED = (("completed", "completed"), ("failed", "failed"), ("moderated", "failed"))
 USEAPI_RUNNING = ("created", "progress")
 
+
+def useapi(version: str) -> Api:
+    extra = {"api_version": version} if version != "v2" else None
+    return Api(
+        f"useapi_{version}",
+        UseApiHook,
+        "useapi",
+        extra,
+        USEAPI_TOKEN,
+        "completed",
+        USEAPI_FINISHED,
+        USEAPI_RUNNING,
+        True,
+        ("200", "400", "409", "404"),
+        COMMON_ODD_IDS + USEAPI_ODD_IDS,
+    )
+
+
 APIS = [
-    Api(
-        "useapi_v2",
-        UseApiHook,
-        "useapi",
-        None,
-        USEAPI_TOKEN,
-        "completed",
-        USEAPI_FINISHED,
-        USEAPI_RUNNING,
-        True,
-        ("200", "400", "409", "404"),
-        COMMON_ODD_IDS + USEAPI_ODD_IDS,
-    ),
-    Api(
-        "useapi_v3",
-        UseApiHook,
-        "useapi",
-        {"api_version": "v3"},
-        USEAPI_TOKEN,
-        "completed",
-        USEAPI_FINISHED,
-        USEAPI_RUNNING,
-        True,
-        ("200", "400", "409", "404"),
-        COMMON_ODD_IDS + USEAPI_ODD_IDS,
-    ),
+    useapi("v2"),
+    useapi("v3"),
     Api(
         "writetext",
         WriteTextHook,
@@ -220,15 +222,7 @@ def api(request: pytest.FixtureRequest) -> Api:
 @pytest.fixture
 def conn(api: Api, emulator: Any, set_connection: Any) -> str:
     """A connection of ``api`` on the emulator."""
-    return str(
-        set_connection(
-            f"contract_{api.name}",
-            api.conn_type,
-            host=emulator.url,
-            password=api.secret,
-            extra=api.extra,
-        )
-    )
+    return api.connect(set_connection, emulator, f"contract_{api.name}")
 
 
 @pytest.fixture
@@ -272,9 +266,7 @@ def test_status_table_via_emulator(
     name, raw, error, expected, emulator, set_connection, run_hook
 ) -> None:
     api = BY_NAME[name]
-    conn_id = set_connection(
-        "c", api.conn_type, host=emulator.url, password=api.secret, extra=api.extra
-    )
+    conn_id = api.connect(set_connection, emulator)
     job_id = f"job:{name}:{raw or 'blank'}:{error}"
     emulator.create_job(name, job_id)
     emulator.set_status(job_id, raw, error)
@@ -326,9 +318,7 @@ def test_cancel_finished_job_is_already_finished(
     name, answer, raw, expected, emulator, set_connection, run_hook
 ) -> None:
     api = BY_NAME[name]
-    conn_id = set_connection(
-        "c", api.conn_type, host=emulator.url, password=api.secret, extra=api.extra
-    )
+    conn_id = api.connect(set_connection, emulator)
     emulator.configure(finished_cancel_answer=answer)
     job_id = api.submit(emulator)
     emulator.set_status(job_id, raw)
@@ -351,9 +341,7 @@ def test_cancel_finished_job_is_already_finished(
 )
 def test_cancel_missing_job_is_not_found(name, answer, emulator, set_connection, run_hook) -> None:
     api = BY_NAME[name]
-    conn_id = set_connection(
-        "c", api.conn_type, host=emulator.url, password=api.secret, extra=api.extra
-    )
+    conn_id = api.connect(set_connection, emulator)
     emulator.configure(finished_cancel_answer=answer)
     result = run_hook(api.hook(conn_id), "cancel_job", "job:does-not-exist")
     assert result.outcome is CancelOutcome.NOT_FOUND
@@ -562,9 +550,7 @@ def test_test_connection_ok(api, conn, emulator) -> None:
 )
 def test_odd_ids_reach_the_emulator_intact(name, job_id, emulator, set_connection, run_hook):
     api = BY_NAME[name]
-    conn_id = set_connection(
-        "c", api.conn_type, host=emulator.url, password=api.secret, extra=api.extra
-    )
+    conn_id = api.connect(set_connection, emulator)
     emulator.create_job(name, job_id, status=api.completed)
     state = run_hook(api.hook(conn_id), "get_job", job_id)
     entry = emulator.requests_log[-1]
@@ -598,9 +584,7 @@ def test_bad_ids_rejected_before_any_request(api, conn, emulator, run_hook, bad)
 )
 def test_sync_and_async_agree(name, raw, emulator, set_connection, both_paths) -> None:
     api = BY_NAME[name]
-    conn_id = set_connection(
-        "c", api.conn_type, host=emulator.url, password=api.secret, extra=api.extra
-    )
+    conn_id = api.connect(set_connection, emulator)
     job_id = f"job:{raw}"
     emulator.create_job(name, job_id, status=raw)
     states = [run(api.hook(conn_id), "get_job", job_id) for run in both_paths]
