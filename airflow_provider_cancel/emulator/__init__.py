@@ -19,6 +19,7 @@ Modules: ``facade.py`` (:class:`Emulator`), ``server.py`` (ports and request han
 ``control.py`` (``/_emulator/...``), ``routes.py`` (the routing table), one module per API
 (``useapi_v2.py``, ``useapi_v3.py``, ``writetext.py``; ``useapi.py`` holds what the useapi versions
 share) described with the types of ``api.py`` and ``model.py``, and ``state.py`` (the store).
+``dag_runs.py`` runs a DAG with ``airflow dags test`` against it (``make demo`` and the DAG tests).
 """
 
 from __future__ import annotations
