@@ -122,18 +122,9 @@ def migrate(home: Path, template: Path | None = None) -> None:
     if template is not None:
         shutil.copy(template / "airflow.db", home / "airflow.db")
         return
-    done = subprocess.run(
-        [airflow(), "db", "migrate"],
-        env=airflow_env(home, home),
-        cwd=home,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"airflow db migrate failed in {home}:\n{done.stdout[-3000:]}")
+    returncode, output = _airflow(["db", "migrate"], home, airflow_env(home, home), RUN_TIMEOUT)
+    if returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed in {home}:\n{output[-3000:]}")
 
 
 def run_dag(
@@ -149,23 +140,8 @@ def run_dag(
     ``emulator``; its output is also written to ``home/<dag_id>.log``."""
     before = {job["id"] for job in emulator.jobs()}
     started = time.monotonic()
-    try:
-        done = subprocess.run(
-            [airflow(), "dags", "test", dag_id],
-            env=airflow_env(home, dags_folder, emulator, log_level=log_level),
-            cwd=home,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        returncode, output = done.returncode, done.stdout
-    except subprocess.TimeoutExpired as expired:
-        returncode = -1
-        partial = expired.stdout or b""  # bytes even with text=True (subprocess docs)
-        text = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
-        output = f"TIMED OUT after {timeout}s\n{text}"
+    env = airflow_env(home, dags_folder, emulator, log_level=log_level)
+    returncode, output = _airflow(["dags", "test", dag_id], home, env, timeout)
     run = DagRun(dag_id, returncode, output, time.monotonic() - started, home)
     (home / f"{dag_id}.log").write_text(output)
     run.jobs = settled_jobs(emulator, before, time.monotonic() + SETTLE_SECONDS)
@@ -175,6 +151,26 @@ def run_dag(
     run.counters = emulator.counters
     read_db(run)
     return run
+
+
+def _airflow(args: list[str], home: Path, env: dict[str, str], timeout: float) -> tuple[int, str]:
+    """``airflow <args>`` in ``home``: its exit code (-1 when it timed out) and its output."""
+    try:
+        done = subprocess.run(
+            [airflow(), *args],
+            env=env,
+            cwd=home,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as expired:
+        partial = expired.stdout or b""  # bytes even with text=True (subprocess docs)
+        text = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
+        return -1, f"TIMED OUT after {timeout}s\n{text}"
+    return done.returncode, done.stdout
 
 
 def settled_jobs(
