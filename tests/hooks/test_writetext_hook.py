@@ -21,7 +21,7 @@ from airflow_provider_cancel.hooks import writetext
 from airflow_provider_cancel.hooks.writetext import WriteTextHook, parse_token_answer
 from airflow_provider_cancel.job_ids import encode_path_segment
 from airflow_provider_cancel.status import CancelOutcome, JobStatus
-from tests.conftest import FAST
+from tests.conftest import FAST, HookRunner
 
 from .conftest import DROP, TOKEN_URL, WRITETEXT_REGION
 
@@ -286,35 +286,19 @@ def test_one_token_request_from_many_coroutines(emulator, writetext_conn):
     assert emulator.counters["token_requests"] == 1
 
 
-def test_sync_and_async_share_the_token(emulator, writetext_conn):
+@pytest.mark.parametrize(
+    "steps",
+    [
+        # the second async read runs in another event loop
+        [("sync", "get_job"), ("async", "get_job"), ("async", "get_job"), ("sync", "cancel_job")],
+        [("async", "get_job"), ("sync", "get_job")],
+    ],
+    ids=["sync-first", "async-first"],
+)
+def test_sync_and_async_share_the_token(emulator, writetext_conn, steps):
     job_id = emulator.submit_writetext()
-    hook().get_job(job_id)
-
-    async def read():
-        h = hook()
-        try:
-            return await h.aget_job(job_id)
-        finally:
-            await h.aclose()
-
-    asyncio.run(read())
-    asyncio.run(read())  # another event loop
-    hook().cancel_job(job_id)
-    assert emulator.counters["token_requests"] == 1
-
-
-def test_async_first_then_sync_share_the_token(emulator, writetext_conn):
-    job_id = emulator.submit_writetext()
-
-    async def read():
-        h = hook()
-        try:
-            return await h.aget_job(job_id)
-        finally:
-            await h.aclose()
-
-    asyncio.run(read())
-    hook().get_job(job_id)
+    for mode, method in steps:
+        HookRunner(mode)(hook(), method, job_id)
     assert emulator.counters["token_requests"] == 1
 
 
