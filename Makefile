@@ -40,7 +40,7 @@ clean:
 ## DAG processor, triggerer; SQLite) runs the example DAGs and a triggerer restart through the
 ## REST API, against the emulator (tests/e2e/run_e2e.py).
 e2e: install
-	PATH="$(BIN):$$PATH" $(BIN)/python tests/e2e/run_e2e.py
+	PATH="$(BIN):$$PATH" $(BIN)/python -m tests.e2e.run_e2e
 
 ## make ui-test: the connection forms in a real browser, Debian's chromium driven by Playwright
 ## (no browser download), against a real Airflow 3 API server: sign in, add a useapi and a
@@ -59,7 +59,7 @@ $(CHROMIUM):
 		apt-get install -y -q chromium
 
 ui-test: $(UI_STAMP) $(CHROMIUM)
-	PATH="$(BIN):$$PATH" UI_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/python tests/ui/run_ui.py
+	PATH="$(BIN):$$PATH" UI_TEST_CHROMIUM=$(CHROMIUM) $(BIN)/python -m tests.ui.run_ui
 
 ## make test-airflow2: the test suite against the latest Airflow 2.11.x, in .venv-airflow2
 ## (its own SQLite metadata DB: Airflow 2 looks connections up there after env vars).
@@ -125,4 +125,4 @@ e2e-celery: $(CELERY_STAMP)
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 			--no-install-recommends postgresql redis-server; \
 	fi
-	PATH="$(BIN):$$PATH" $(BIN)/python tests/e2e/run_e2e_celery.py
+	PATH="$(BIN):$$PATH" $(BIN)/python -m tests.e2e.run_e2e_celery

@@ -4,23 +4,21 @@
 ``writetext_default`` connections at it, runs each DAG with ``airflow dags test`` in an Airflow
 home inside the repo (``.airflow/``, git-ignored), prints per DAG the jobs it started with their
 final emulator status and what it ended as, and the task states, and stops the emulator, also
-on failure. Exit status 0 only if every job ended as its DAG intends (cancelled, unless
+on failure (``airflow_provider_cancel.emulator.dag_runs`` does the running and reading; the tests
+use it too). Exit status 0 only if every job ended as its DAG intends (cancelled, unless
 :data:`EXPECTED_JOB_END` says otherwise) and every run ended as the example intends.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import sqlite3
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from airflow_provider_cancel.emulator import Emulator
+from airflow_provider_cancel.emulator.dag_runs import migrate, run_dag
 
 REPO = Path(__file__).resolve().parent.parent
 DAGS = REPO / "example_dags"
@@ -61,118 +59,28 @@ NOT_IN_DEMO = {
 }
 
 
-def start_emulator() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_cancel.emulator",
-            "--port",
-            "0",
-            "--cancel-delay",
-            "1",
-            "--start-delay",
-            "0.2",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()  # "emulator listening on http://127.0.0.1:PORT (region ...)"
-    if "listening on" not in line:
-        process.kill()
-        raise SystemExit(f"emulator did not start: {line!r}")
-    return process, line.split("listening on ", 1)[1].split()[0]
-
-
-def emulator_jobs(url: str) -> dict[str, dict[str, object]]:
-    with urllib.request.urlopen(f"{url}/_emulator/jobs", timeout=10) as answer:
-        return {job["id"]: job for job in json.load(answer)}
-
-
-def airflow_env(url: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        AIRFLOW_HOME=str(HOME),
-        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
-        AIRFLOW_CONN_USEAPI_DEFAULT=json.dumps(
-            {"conn_type": "useapi", "host": url, "password": "emulator-useapi-token"}
-        ),
-        AIRFLOW_CONN_WRITETEXT_DEFAULT=json.dumps(
-            {"conn_type": "writetext", "host": url, "password": "emulator-writetext-key"}
-        ),
-    )
-    return env
-
-
-def run_states(dag_id: str) -> tuple[str, dict[str, str]]:
-    with sqlite3.connect(HOME / "airflow.db") as db:
-        run_id, state = db.execute(
-            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
-            (dag_id,),
-        ).fetchone()
-        tasks = db.execute(
-            "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
-            (dag_id, run_id),
-        ).fetchall()
-    return state, dict(sorted(tasks))
-
-
-def settled(url: str, ids: list[str], deadline: float) -> dict[str, dict[str, object]]:
-    """Jobs read after WriteText's Cancelling phase has had time to end."""
-    while True:
-        jobs = emulator_jobs(url)
-        if time.monotonic() > deadline or all(jobs[i]["normalized"] != "cancelling" for i in ids):
-            return {i: jobs[i] for i in ids}
-        time.sleep(0.2)
-
-
 def main() -> int:
     shutil.rmtree(HOME, ignore_errors=True)
-    HOME.mkdir()
-    emulator, url = start_emulator()
     failures: list[str] = []
-    try:
-        env = airflow_env(url)
-        print(f"Emulator at {url}; Airflow home {HOME}")
-        subprocess.run(
-            ["airflow", "db", "migrate"],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+    with Emulator(start_delay=0.2, cancel_delay=1.0) as emulator:
+        print(f"Emulator at {emulator.url}; Airflow home {HOME}")
+        migrate(HOME)
         for dag_id, expected in EXPECTED_RUN_STATE.items():
-            before = set(emulator_jobs(url))
-            log = HOME / f"{dag_id}.log"
-            with log.open("w") as out:
-                subprocess.run(
-                    ["airflow", "dags", "test", dag_id],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            state, tasks = run_states(dag_id)
-            new = [i for i in emulator_jobs(url) if i not in before]
-            jobs = settled(url, new, time.monotonic() + 5)
-            print(f"\n== {dag_id}: run {state} (expected {expected}); log {log.relative_to(REPO)}")
-            print("   tasks: " + ", ".join(f"{t}={s}" for t, s in tasks.items()))
+            run = run_dag(dag_id, HOME, DAGS, emulator)
+            log = (HOME / f"{dag_id}.log").relative_to(REPO)
+            print(f"\n== {dag_id}: run {run.run_state} (expected {expected}); log {log}")
+            print("   tasks: " + ", ".join(f"{t}={s}" for t, s in sorted(run.task_states.items())))
             print(f"   {'job id':<84} {'api':<11} {'final status':<24} ended as (expected)")
-            for job_id, job in jobs.items():
+            for job_id, job in run.jobs.items():
                 final = f"{job['status']} ({job['normalized']})"
                 ended, wanted = job_end(job), expected_end(dag_id, job)
                 print(f"   {job_id:<84} {job['api']:<11} {final:<24} {ended} ({wanted})")
                 if ended != wanted:
                     failures.append(f"{dag_id}: job {job_id} ended {ended}, expected {wanted}")
-            if not jobs:
+            if not run.jobs:
                 failures.append(f"{dag_id}: started no job")
-            if state != expected:
-                failures.append(f"{dag_id}: run ended {state}, expected {expected}")
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
+            if run.run_state != expected:
+                failures.append(f"{dag_id}: run ended {run.run_state}, expected {expected}")
     for dag_id, why in NOT_IN_DEMO.items():
         print(f"\n== {dag_id}: not run here ({why}); `make e2e` runs it")
     if failures:

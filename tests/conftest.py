@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cancel.hooks import writetext
+from airflow_provider_cancel.hooks import hook_for_connection, writetext
 
 USEAPI_TOKEN = "emulator-useapi-token"
 WRITETEXT_KEY = "emulator-writetext-key"
-FAST = {"retry_delay": 0.01, "max_retry_wait": 5.0}
-"""Hook arguments that keep retries fast in tests."""
+FAST: dict[str, Any] = {"retry_delay": 0.01, "max_retry_wait": 1.0, "timeout": 5.0}
+"""Hook arguments (``hook_params``) that keep tests fast: short backoff, Retry-After capped at
+1 s, no request longer than 5 s. Import it: ``from tests.conftest import FAST``."""
 
 
 @pytest.fixture(autouse=True)
@@ -58,6 +59,16 @@ def set_connection(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
         return conn_id
 
     return _set
+
+
+def cancel(conn_id: str, *job_ids: str) -> None:
+    """Cancel jobs through a hook of ``conn_id``, as someone else would while a test waits."""
+    hook = hook_for_connection(conn_id, dict(FAST))
+    try:
+        for job_id in job_ids:
+            hook.cancel_job(job_id)
+    finally:
+        hook.close()
 
 
 # ---------------------------------------------------------------------- emulator

@@ -20,8 +20,8 @@ from airflow_provider_cancel.messages import describe_result, describe_state, sh
 from airflow_provider_cancel.operators.cancel import CancelJobOperator
 from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
 from airflow_provider_cancel.status import CancelOutcome, CancelResult, JobStatus
+from tests.conftest import FAST
 
-FAST = {"retry_delay": 0.01, "max_retry_wait": 1.0}
 Lines = Callable[[], list[tuple[str, str]]]
 
 

@@ -22,6 +22,7 @@ Modules: ``facade.py`` (:class:`Emulator`), ``server.py`` (ports and request han
 (``useapi_discord.py``, ``useapi_jobs.py``, ``useapi_scheduler.py``: a service's API from its
 description; ``useapi.py`` holds what they share) described with the types of ``api.py`` and
 ``model.py``, and ``state.py`` (the store).
+``dag_runs.py`` runs a DAG with ``airflow dags test`` against it (``make demo`` and the DAG tests).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""The hook every API shares: connection settings, the public interface, running flows, and
-the mapping of HTTP answers to :mod:`airflow_provider_cancel.exceptions`.
+"""The hook every API shares: connection settings, the public interface and running flows.
 
 Each API module describes *what to send* and *what an answer means* as generators ("flows")
-that yield :class:`ApiRequest` objects and receive :class:`ApiResponse` objects. This module
-runs a flow either synchronously or asynchronously through one
+that yield :class:`ApiRequest` objects and receive :class:`ApiResponse` objects; the cancel and
+status flows all APIs share, and the mapping of HTTP answers to
+:mod:`airflow_provider_cancel.exceptions`, are in :mod:`~airflow_provider_cancel.hooks.flows`.
+This module runs a flow either synchronously or asynchronously through one
 :class:`~airflow_provider_cancel.hooks.transport.Transport` (``requests`` or ``aiohttp``, the same
 tenacity policy), so the sync and async paths cannot drift apart.
 """
@@ -14,16 +15,9 @@ import abc
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
-from urllib.parse import quote, urlencode
 
 from airflow_provider_cancel._compat import BaseHook
-from airflow_provider_cancel.answers import (
-    CancelCodes,
-    decide_after_read,
-    says_yes,
-    server_message,
-    settled_by_status,
-)
+from airflow_provider_cancel.answers import server_message
 from airflow_provider_cancel.exceptions import (
     CancelApiError,
     ConnectionConfigError,
@@ -31,7 +25,7 @@ from airflow_provider_cancel.exceptions import (
     JobNotFoundError,
 )
 from airflow_provider_cancel.hooks.bulk import for_each
-from airflow_provider_cancel.hooks.errors import error_kind
+from airflow_provider_cancel.hooks.flows import JobFlows, Params
 from airflow_provider_cancel.hooks.scrub import scrub
 from airflow_provider_cancel.hooks.settings import HookSettings, clean_secret
 from airflow_provider_cancel.hooks.transport import (
@@ -43,7 +37,7 @@ from airflow_provider_cancel.hooks.transport import (
     holding_async_clients,
 )
 from airflow_provider_cancel.job_ids import validate_job_id
-from airflow_provider_cancel.messages import plural, shorten
+from airflow_provider_cancel.messages import shorten
 from airflow_provider_cancel.status import CancelOutcome, CancelResult, JobState, JobStatus
 
 if TYPE_CHECKING:
@@ -51,18 +45,17 @@ if TYPE_CHECKING:
     import requests
 
 T = TypeVar("T")
-Params = Mapping[str, Any] | None
-"""Query parameters of :meth:`JobApiHook.request`."""
 
 
-class JobApiHook(BaseHook, abc.ABC):
+class JobApiHook(BaseHook, JobFlows):
     """Base of the per-API hooks: wraps an Airflow connection whose password is the secret.
 
     API modules say, as data and small builders, which requests cancel and read a job
     (``cancel_request``, ``status_request``), what a cancel's status codes mean
     (``cancel_codes``), how a job body reads (``state_from_body``), how to authenticate
     (``auth``) and how to check a connection (``test_flow``); the flows that use them
-    (``cancel_flow``, ``status_flow``) are shared.
+    (``cancel_flow``, ``status_flow``, in :class:`~airflow_provider_cancel.hooks.flows.JobFlows`)
+    are shared.
 
     :param conn_id: the Airflow connection.
     :param retry_limit: retries after connection errors, timeouts, 429 and 5xx (default 3).
@@ -85,10 +78,7 @@ class JobApiHook(BaseHook, abc.ABC):
     conn_name_attr = "conn_id"
     conn_type: ClassVar[str]
     default_conn_name: ClassVar[str]
-    hook_name: ClassVar[str]
     default_host: ClassVar[str]
-    secret_label: ClassVar[str] = "token"
-    """How the connection's password is called in messages (never its value)."""
 
     def __init__(
         self,
@@ -179,25 +169,7 @@ class JobApiHook(BaseHook, abc.ABC):
         return host
 
     # ------------------------------------------------------------------ what subclasses say
-    cancel_codes: ClassVar[CancelCodes] = CancelCodes()
-    """What a cancel's status codes mean for this API."""
-
-    def answer_codes(self, job_id: str) -> CancelCodes:
-        """What the codes of ``job_id``'s cancel answer mean (``cancel_codes`` by default)."""
-        return self.cancel_codes
-
-    @abc.abstractmethod
-    def cancel_request(self, job_id: str) -> ApiRequest:
-        """The request that cancels ``job_id``."""
-
-    @abc.abstractmethod
-    def status_request(self, job_id: str) -> ApiRequest:
-        """The request that reads ``job_id``."""
-
-    @abc.abstractmethod
-    def state_from_body(self, job_id: str, body: Any) -> JobState:
-        """A job's state from its JSON body (what the status call returns)."""
-
+    # (also cancel_codes, cancel_request, status_request, state_from_body: see JobFlows)
     @abc.abstractmethod
     def test_flow(self) -> Flow[str]:
         """A cheap authenticated call; returns a short success message."""
@@ -340,146 +312,8 @@ class JobApiHook(BaseHook, abc.ABC):
         """Airflow's hook interface: the pooled ``requests`` session."""
         return self.session
 
-    # ------------------------------------------------------------------ flows
-    def cancel_flow(self, job_id: str) -> Flow[CancelResult]:
-        """Cancel ``job_id``, and what the answer (and, where it is unclear, a read) means."""
-        response = yield self.cancel_request(job_id)
-        code, codes = response.status_code, self.answer_codes(job_id)
-        if code in codes.untracked and says_yes(response):
-            return CancelResult(
-                job_id,
-                CancelOutcome.UNTRACKED,
-                message="the API stopped tracking the job; the provider may still run (and "
-                "bill) it",
-            )
-        if code in codes.untracked:  # an HTML page or a cut body is not the API's yes
-            return CancelResult(
-                job_id,
-                CancelOutcome.ERROR,
-                message=f"HTTP {code} that is not the API's answer ({self.server_said(response)}"
-                "): the job may still be tracked and running",
-            )
-        if code in codes.cancelled:
-            return CancelResult(
-                job_id, CancelOutcome.CANCELLED, JobStatus.CANCELLED, None, "cancelled"
-            )
-        if 200 <= code < 300:
-            return (yield from self.cancel_answered_2xx_flow(job_id, response))
-        if code in codes.missing:
-            message = self.server_said(response) or "not found"
-            return CancelResult(job_id, CancelOutcome.NOT_FOUND, message=message)
-        if code in codes.unclear_refusals:
-            return (yield from self.read_after_cancel_flow(job_id, response, accepted=False))
-        raise self.error_for(response, call="cancel", job_id=job_id)
-
-    def status_flow(self, job_id: str) -> Flow[JobState]:
-        """Read ``job_id``; raises :class:`JobNotFoundError` when the API does not know it."""
-        response = yield self.status_request(job_id)
-        if response.status_code != 200:
-            raise self.error_for(response, call="status", job_id=job_id)
-        body = self.parse_job_body(response, call="status", job_id=job_id)
-        return self.state_from_body(job_id, body)
-
-    def read_after_cancel_flow(
-        self, job_id: str, response: ApiResponse, *, accepted: bool
-    ) -> Flow[CancelResult]:
-        """The job read once after a cancel answer that does not say what happened, and what
-        the two together mean (see :func:`~airflow_provider_cancel.answers.decide_after_read`).
-        ``accepted``: the answer was a yes (an empty or JSON 2xx)."""
-        answer = f"HTTP {response.status_code}"
-        if not accepted:
-            answer += f": {self.server_said(response)}"
-        try:
-            state = yield from self.status_flow(job_id)
-        except JobNotFoundError as missing:
-            if accepted:  # WriteText forgets requests soon after they end
-                return CancelResult(
-                    job_id, CancelOutcome.CANCELLING, message="cancel accepted; job now unknown"
-                )
-            return CancelResult(
-                job_id, CancelOutcome.NOT_FOUND, message=missing.server_message or "not found"
-            )
-        except CancelApiError as unread:
-            if not accepted:
-                raise
-            return CancelResult(
-                job_id,
-                CancelOutcome.CANCELLING,
-                message=f"cancel accepted; reading the job failed: {unread}",
-            )
-        return decide_after_read(state, cancel_accepted=accepted, cancel_answer=answer)
-
-    def cancel_answered_2xx_flow(self, job_id: str, response: ApiResponse) -> Flow[CancelResult]:
-        """A 2xx to a cancel. A status in its JSON body settles it; an answer that says nothing
-        (empty, HTML, JSON without a status) is confirmed by reading the job once, unless
-        ``confirm=False`` (then it is ``cancelling``, unread)."""
-        accepted = says_yes(response)
-        body = response.json() if accepted else None
-        if isinstance(body, dict) and isinstance(body.get("status"), str):
-            state = self.state_from_body(job_id, body)
-            settled = settled_by_status(state, cancel_accepted=True)
-            if settled is not None:
-                return settled
-            if state.status is JobStatus.CANCELLING:
-                return CancelResult.from_state(state, CancelOutcome.CANCELLING, "cancel accepted")
-        if not self.confirm:
-            return CancelResult(
-                job_id, CancelOutcome.CANCELLING, JobStatus.CANCELLING, None, "cancel accepted"
-            )
-        return (yield from self.read_after_cancel_flow(job_id, response, accepted=accepted))
-
     def _one_id(self, job_id: str) -> str:
         return validate_job_id(job_id, task=type(self).__name__)
-
-    def _request_flow(self, method: str, path: str, body: Any, params: Params) -> Flow[Any]:
-        if not path.startswith("/"):
-            path = f"/{path}"
-        if params:
-            path = f"{path}?{urlencode(params, doseq=True, quote_via=quote)}"
-        response = yield ApiRequest(
-            method.upper(), path, call=f"{method.upper()} {path}", json=body
-        )
-        if not 200 <= response.status_code < 300:
-            raise self.error_for(response, call=f"{method.upper()} {path}")
-        return self.parse_json(response, call=f"{method.upper()} {path}")
-
-    def parse_json(self, response: ApiResponse, *, call: str, job_id: str | None = None) -> Any:
-        """The answer's JSON body, or :class:`InvalidResponseError` (scrubbed server text)."""
-        try:
-            return response.json()
-        except ValueError:
-            raise InvalidResponseError(
-                f"{self.hook_name} {call}: answer is not JSON",
-                status_code=response.status_code,
-                job_id=job_id,
-                server_message=self.server_said(response),
-            ) from None
-
-    def parse_job_body(self, response: ApiResponse, *, call: str, job_id: str) -> dict[str, Any]:
-        """A job's JSON object; anything else (empty, HTML, a list) is not a job."""
-        body = self.parse_json(response, call=call, job_id=job_id)
-        if not isinstance(body, dict):
-            raise InvalidResponseError(
-                f"{self.hook_name} {call}: answer is not a job object",
-                status_code=response.status_code,
-                job_id=job_id,
-                server_message=self.server_said(response),
-            )
-        return body
-
-    def error_for(
-        self, response: ApiResponse, *, call: str, job_id: str | None = None
-    ) -> CancelApiError:
-        """The typed error for an error answer (see :mod:`~.errors`)."""
-        kind, what = error_kind(response.status_code)
-        retries = plural(self.settings.retry_limit, "retry", "retries")
-        what = what.format(secret=self.secret_label, retries=retries)
-        return kind(
-            f"{self.hook_name} {call} {what}",
-            status_code=response.status_code,
-            job_id=job_id,
-            server_message=self.server_said(response),
-        )
 
     # ------------------------------------------------------------------ running flows
     def run_flow(self, flow: Flow[T]) -> T:

@@ -1,7 +1,7 @@
 """How an :class:`ApiRequest` travels: one retry policy (tenacity) for a pooled ``requests``
 session and for the event loop's shared ``aiohttp`` session, with every attempt bounded in time.
 
-Nothing here knows an API: hooks build requests and read answers (see ``hooks/base.py``); this
+Nothing here knows an API: hooks build requests and read answers (see ``hooks/flows.py``); this
 module only sends them, retries what is worth retrying, and reports an answer or a
 :class:`~airflow_provider_cancel.exceptions.TransportError`.
 """
@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import email.utils
 import json
 import logging
-import math
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
@@ -27,6 +24,7 @@ from airflow_provider_cancel.exceptions import (
     InvalidResponseError,
     TransportError,
 )
+from airflow_provider_cancel.hooks.retry_after import retry_after_seconds
 from airflow_provider_cancel.hooks.settings import HookSettings
 from airflow_provider_cancel.messages import plural, shorten
 
@@ -87,66 +85,6 @@ class _Retryable(Exception):
         super().__init__(response.status_code if response else repr(error))
         self.response = response
         self.error = error
-
-
-def _retry_after_seconds(response: ApiResponse | None) -> float | None:
-    """When the server says to retry, in seconds from now: the ``Retry-After`` header (a delay
-    or an HTTP date), else ``retryAfter`` (seconds) or ``retryAt`` (a time) in a JSON error body,
-    as useapi.net sends them. A negative, NaN or unparsable value is ignored (the backoff
-    applies)."""
-    if response is None:
-        return None
-    header = response.headers.get("retry-after")
-    if header:
-        return _delay(header) if _number(header) is not None else _until(header, http_date=True)
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if not isinstance(body, dict):
-        return None
-    if body.get("retryAfter") is not None:
-        return _delay(body["retryAfter"])
-    if body.get("retryAt") is not None:
-        return _until(body["retryAt"], http_date=False)
-    return None
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _delay(value: object) -> float | None:
-    seconds = _number(value)
-    return seconds if seconds is not None and seconds >= 0 else None
-
-
-def _until(value: object, *, http_date: bool) -> float | None:
-    """Seconds until a point in time: epoch seconds or milliseconds, ISO-8601, or an HTTP date."""
-    number = _number(value)
-    if number is not None:
-        when = number / 1000 if number > 1e11 else number
-    elif isinstance(value, str):
-        try:
-            parsed = (
-                email.utils.parsedate_to_datetime(value)
-                if http_date
-                else datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            )
-        except (TypeError, ValueError):
-            return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-        when = parsed.timestamp()
-    else:
-        return None
-    return max(0.0, when - time.time())
 
 
 class Transport:
@@ -212,7 +150,7 @@ class Transport:
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
-            server_says = _retry_after_seconds(getattr(error, "response", None))
+            server_says = retry_after_seconds(getattr(error, "response", None))
             if server_says is not None:
                 return min(server_says, settings.max_retry_wait)
             return float(backoff(state))

@@ -17,8 +17,8 @@ from airflow_provider_cancel import _compat
 from airflow_provider_cancel.callbacks import cancel_jobs_on_deadline, cancel_on_deadline
 from airflow_provider_cancel.exceptions import InvalidJobIdError
 from airflow_provider_cancel.hooks.transport import close_async_clients
+from tests.conftest import FAST
 
-FAST = {"retry_delay": 0.01, "max_retry_wait": 0.5, "timeout": 5.0}
 CONTEXT = {
     "dag_run": {"dag_id": "nightly", "dag_run_id": "manual__1", "state": "running"},
     "deadline": {"id": "d-1", "deadline_time": "2026-01-01T00:00:00+00:00"},

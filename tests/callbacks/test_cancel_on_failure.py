@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_cancel.callbacks import CancelOnFailure, cancel_on_failure
+from tests.conftest import FAST
 from tests.fakes import FakeTI
 
-FAST = {"retry_delay": 0.01, "max_retry_wait": 1.0}
 LOGGER = "airflow_provider_cancel.callbacks"
 
 

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from airflow_provider_cancel._compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_cancel.emulator.dag_runs import DagRun
+from tests.conftest import USEAPI_TOKEN, WRITETEXT_KEY
 
-from .conftest import DAGS, EXAMPLE_DAGS, USEAPI_TOKEN, WRITETEXT_KEY, DagRunResult
+from .conftest import DAGS, EXAMPLE_DAGS
 
 pytestmark = pytest.mark.skipif(
     not AIRFLOW_V_3_0_PLUS,
@@ -37,20 +39,20 @@ def test_every_example_dag_is_covered() -> None:
     assert examples <= set(DAGS) | NOT_RUN_HERE
 
 
-def ran(dag_runs: dict[str, DagRunResult], dag_id: str) -> DagRunResult:
+def ran(dag_runs: dict[str, DagRun], dag_id: str) -> DagRun:
     result = dag_runs[dag_id]
     assert result.run_state is not None, result.describe()
     return result
 
 
-def normalized(result: DagRunResult, job_ids: list[str]) -> dict[str, str]:
+def normalized(result: DagRun, job_ids: list[str]) -> dict[str, str]:
     return {job: result.jobs[job]["normalized"] for job in job_ids}
 
 
 # ---------------------------------------------------------------------- example DAGs
 
 
-def test_example_useapi_cancel(dag_runs: dict[str, DagRunResult]) -> None:
+def test_example_useapi_cancel(dag_runs: dict[str, DagRun]) -> None:
     result = ran(dag_runs, "example_useapi_cancel")
 
     assert result.returncode == 0, result.describe()
@@ -78,7 +80,7 @@ def test_example_useapi_cancel(dag_runs: dict[str, DagRunResult]) -> None:
 
 
 def test_example_writetext_bulk_cancel_defers_and_resumes(
-    dag_runs: dict[str, DagRunResult],
+    dag_runs: dict[str, DagRun],
 ) -> None:
     result = ran(dag_runs, "example_writetext_bulk_cancel")
 
@@ -124,7 +126,7 @@ def test_example_writetext_bulk_cancel_defers_and_resumes(
 
 
 def test_example_cancel_on_failure_callbacks_cancel_everything(
-    dag_runs: dict[str, DagRunResult],
+    dag_runs: dict[str, DagRun],
 ) -> None:
     result = ran(dag_runs, "example_cancel_on_failure")
 
@@ -152,7 +154,7 @@ def test_example_cancel_on_failure_callbacks_cancel_everything(
 
 
 def test_example_cancel_on_kill_timeout_cancels_then_skips(
-    dag_runs: dict[str, DagRunResult],
+    dag_runs: dict[str, DagRun],
 ) -> None:
     result = ran(dag_runs, "example_cancel_on_kill")
 
@@ -187,7 +189,7 @@ def test_example_deadline_cancel_parses_with_its_deadline_callback() -> None:
     ]
 
 
-def test_example_cleanup_on_failure(dag_runs: dict[str, DagRunResult]) -> None:
+def test_example_cleanup_on_failure(dag_runs: dict[str, DagRun]) -> None:
     result = ran(dag_runs, "example_cleanup_on_failure")
 
     assert result.run_state == "success", result.describe()
@@ -207,9 +209,7 @@ def test_example_cleanup_on_failure(dag_runs: dict[str, DagRunResult]) -> None:
 
 
 @pytest.mark.parametrize("dag_id", sorted(DAGS))
-def test_every_job_a_dag_started_ends_as_intended(
-    dag_runs: dict[str, DagRunResult], dag_id: str
-) -> None:
+def test_every_job_a_dag_started_ends_as_intended(dag_runs: dict[str, DagRun], dag_id: str) -> None:
     result = ran(dag_runs, dag_id)
     assert result.jobs, f"{dag_id} started no job"
     expected = {"cancelled"}
@@ -221,7 +221,7 @@ def test_every_job_a_dag_started_ends_as_intended(
 
 
 def test_example_useapi_services_one_connection_three_families(
-    dag_runs: dict[str, DagRunResult],
+    dag_runs: dict[str, DagRun],
 ) -> None:
     result = ran(dag_runs, "example_useapi_services")
 
@@ -278,7 +278,7 @@ def test_example_useapi_services_one_connection_three_families(
 
 
 def test_sensor_in_reschedule_mode_and_int_ids_from_an_xcomarg(
-    dag_runs: dict[str, DagRunResult],
+    dag_runs: dict[str, DagRun],
 ) -> None:
     result = ran(dag_runs, "provider_test_reschedule")
 
@@ -299,7 +299,7 @@ def test_sensor_in_reschedule_mode_and_int_ids_from_an_xcomarg(
 
 
 def test_deferred_sensor_soft_fails_when_the_trigger_sees_a_job_complete(
-    dag_runs: dict[str, DagRunResult],
+    dag_runs: dict[str, DagRun],
 ) -> None:
     result = ran(dag_runs, "provider_test_failures")
 
@@ -318,7 +318,7 @@ def test_deferred_sensor_soft_fails_when_the_trigger_sees_a_job_complete(
 
 
 def test_failing_cancel_task_names_the_missing_job_and_keeps_its_report(
-    dag_runs: dict[str, DagRunResult],
+    dag_runs: dict[str, DagRun],
 ) -> None:
     result = ran(dag_runs, "provider_test_failures")
 
@@ -345,7 +345,7 @@ def test_failing_cancel_task_names_the_missing_job_and_keeps_its_report(
 # ---------------------------------------------------------------------- secrets
 
 
-def test_dag_runs_never_leak_secrets(dag_runs: dict[str, DagRunResult]) -> None:
+def test_dag_runs_never_leak_secrets(dag_runs: dict[str, DagRun]) -> None:
     tokens = [token for result in dag_runs.values() for token in result.issued_tokens]
     assert tokens, "no WriteText access token was issued: the check would be vacuous"
     secrets = [USEAPI_TOKEN, WRITETEXT_KEY, *tokens]

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
-sys.path.insert(0, str(EXAMPLE_DAGS))
-from run_demo import (  # noqa: E402  (the demo's expectations, shared)
+from example_dags.run_demo import (  # the demo's expectations, shared
     EXPECTED_RUN_STATE,
     expected_end,
     job_end,
 )
-
-sys.path.remove(str(EXAMPLE_DAGS))
 
 RESTART_DAG = "e2e_triggerer_restart"
 SERVICES = ("faceswap", "flowmusic", "kling")

@@ -49,13 +49,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_DAGS = REPO / "example_dags"
-E2E_DAGS = Path(__file__).resolve().parent / "dags"
-BIN = Path(sys.executable).parent
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from expectations import (  # noqa: E402
+from tests.e2e.expectations import (
     EXPECTED_RUN,
     EXPECTED_RUN_STATE,
     EXPECTED_TASKS,
@@ -64,6 +58,12 @@ from expectations import (  # noqa: E402
     expected_end,
     job_end,
 )
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_DAGS = REPO / "example_dags"
+E2E_DAGS = Path(__file__).resolve().parent / "dags"
+BIN = Path(sys.executable).parent
+
 
 WRONG_TOKEN = "wrong-token-e2e-0123456789"
 RUN_TIMEOUT = float(os.environ.get("E2E_RUN_TIMEOUT", "300"))
@@ -345,9 +345,14 @@ def raise_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupted)
 
 
-def migrate_and_start_core(dep: Deployment, what: str = "") -> str:
-    """``airflow db migrate``, then the API server, scheduler and DAG processor; returns the
-    ``airflow`` command for the processes a driver adds (triggerers, workers)."""
+CORE_PROCESSES = ("api-server", "scheduler", "dag-processor")
+
+
+def migrate_and_start_core(
+    dep: Deployment, what: str = "", processes: tuple[str, ...] = CORE_PROCESSES
+) -> str:
+    """``airflow db migrate``, then ``processes`` (the API server, scheduler and DAG processor);
+    returns the ``airflow`` command for the processes a driver adds (triggerers, workers)."""
     airflow = str(BIN / "airflow")
     log(f"airflow db migrate{what}")
     with (dep.logs / "db-migrate.log").open("wb") as out:
@@ -356,9 +361,8 @@ def migrate_and_start_core(dep: Deployment, what: str = "") -> str:
         )
     if done.returncode:
         raise E2EFailure(f"airflow db migrate failed; see {dep.logs / 'db-migrate.log'}")
-    dep.start("api-server", [airflow, "api-server"])
-    dep.start("scheduler", [airflow, "scheduler"])
-    dep.start("dag-processor", [airflow, "dag-processor"])
+    for process in processes:
+        dep.start(process, [airflow, process])
     return airflow
 
 

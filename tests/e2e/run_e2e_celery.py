@@ -59,10 +59,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run_e2e as base
-from expectations import EXPECTED_RUN, EXPECTED_TASKS, SUBMIT_TASKS
-from run_e2e import (
+from tests.e2e import run_e2e as base
+from tests.e2e.celery_dags.e2e_celery_deferred import POLL_INTERVAL
+from tests.e2e.expectations import EXPECTED_RUN, EXPECTED_TASKS, SUBMIT_TASKS
+from tests.e2e.run_e2e import (
     Airflow,
     E2EFailure,
     Emulator,
@@ -74,10 +74,6 @@ from run_e2e import (
 
 E2E_DIR = Path(__file__).resolve().parent
 CELERY_DAGS = E2E_DIR / "celery_dags"
-sys.path.insert(0, str(CELERY_DAGS))
-from e2e_celery_deferred import POLL_INTERVAL  # noqa: E402
-
-sys.path.remove(str(CELERY_DAGS))
 
 SCENARIOS = ("parallel-runs", "triggers-spread", "triggerer-killed", "worker-killed")
 EXAMPLES: tuple[str, ...] = ("example_useapi_cancel", "example_writetext_bulk_cancel")
@@ -412,6 +408,7 @@ def parallel_runs(ctx: Context) -> Outcome:
     log("every run finished; checking runs, tasks and jobs")
     hosts: Counter[str] = Counter()
     job_ids: list[str] = []
+    jobs: dict[str, Any] = {}
     for (dag_id, run_id), state in states.items():
         tis = ctx.api.task_instances(dag_id, run_id)
         tasks = {task_id: str(ti["state"]) for task_id, ti in sorted(tis.items())}
@@ -420,8 +417,9 @@ def parallel_runs(ctx: Context) -> Outcome:
         out.check(tasks == EXPECTED_TASKS[dag_id], f"{dag_id} {run_id}: tasks {tasks}")
         for task_id in SUBMIT_TASKS[dag_id]:
             value = ctx.api.xcom(dag_id, run_id, task_id)
-            job_ids.extend([value] if isinstance(value, str) else list(value or []))
-    jobs = base.settled_jobs(ctx.emulator, job_ids)
+            ids = [value] if isinstance(value, str) else list(value or [])
+            job_ids.extend(ids)
+            jobs.update(base.settled_jobs(ctx.emulator, dag_id, ids))
     calls = Counter(job["cancel_calls"] if job else "unknown" for job in jobs.values())
     cancelled = sum(1 for job in jobs.values() if job and job["normalized"] == "cancelled")
     out.check(len(set(job_ids)) == len(job_ids), "a job id was submitted twice")

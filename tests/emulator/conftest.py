@@ -1,4 +1,4 @@
-"""Fixtures for the emulator's own tests (kept here: ``tests/conftest.py`` belongs to the suite)."""
+"""Fixtures for the emulator's own tests; the ``emulator`` fixture is the suite's (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-
-from airflow_provider_cancel.emulator import Emulator
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    """An in-process emulator with short delays, stopped after the test."""
-    with Emulator(start_delay=0.05, cancel_delay=0.2) as emu:
-        yield emu
 
 
 @pytest.fixture

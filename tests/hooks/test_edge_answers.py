@@ -24,13 +24,14 @@ from airflow_provider_cancel.hooks.writetext import (
 )
 from airflow_provider_cancel.job_ids import encode_path_segment
 from airflow_provider_cancel.status import CancelOutcome, JobStatus
+from tests.conftest import FAST
 
 from .conftest import TOKEN_URL, WRITETEXT, WRITETEXT_REGION
 
-FAST: dict[str, Any] = {"retry_delay": 0.01, "max_retry_wait": 1.0, "retry_limit": 1}
 KEY = "wt-api-key-secret-0123456789"
 ACCESS = "access-token-0123456789"
 REQ = "req-1"
+ONE_RETRY: dict[str, Any] = {**FAST, "retry_limit": 1}
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_a_missing_token_endpoint_is_a_connection_error_not_a_missing_job(
     """A 404 from the token endpoint must never read as "job not found": a sensor told to read
     missing jobs as cancelled would otherwise succeed while the job still runs."""
     fake_api.add("GET", TOKEN_URL, 404, json={"error": "Not Found"})
-    hook = WriteTextHook(writetext_conn, **FAST)
+    hook = WriteTextHook(writetext_conn, **ONE_RETRY)
 
     with pytest.raises(ConnectionConfigError, match="no token endpoint") as caught:
         run_hook(hook, "get_jobs", [REQ], missing_status=JobStatus.CANCELLED)
@@ -64,7 +65,7 @@ def test_refused_cancel_of_a_forgotten_request_is_not_found(
     fake_api.add("POST", f"{job_url()}/cancel", 409, json={"error": "not active"})
     fake_api.add("GET", job_url(), 404, json={"error": "Request req-1 not found"})
 
-    result = run_hook(WriteTextHook(writetext_conn, **FAST), "cancel_job", REQ)
+    result = run_hook(WriteTextHook(writetext_conn, **ONE_RETRY), "cancel_job", REQ)
 
     assert result.outcome is CancelOutcome.NOT_FOUND
 
@@ -83,7 +84,7 @@ def test_cancel_reports_never_carry_a_secret_the_server_echoed(
     fake_api.add("POST", f"{job_url()}/cancel", status, json=body)
     fake_api.add("GET", job_url(), 200, json={"id": REQ, "status": "Running"})
 
-    result = run_hook(WriteTextHook(writetext_conn, **FAST), "cancel_job", REQ)
+    result = run_hook(WriteTextHook(writetext_conn, **ONE_RETRY), "cancel_job", REQ)
 
     assert result.outcome in (CancelOutcome.ERROR, CancelOutcome.NOT_FOUND)
     assert ACCESS not in result.message
@@ -99,7 +100,7 @@ def test_a_long_error_is_scrubbed_before_it_is_shortened(
     fake_api.add("GET", TOKEN_URL, 401, json={"error": "x" * 190 + f" key {KEY}"})
 
     with pytest.raises(AuthenticationError) as caught:
-        run_hook(WriteTextHook(writetext_conn, **FAST), "get_job", REQ)
+        run_hook(WriteTextHook(writetext_conn, **ONE_RETRY), "get_job", REQ)
 
     assert KEY[:5] not in str(caught.value).split("x" * 190, 1)[-1]
 
@@ -160,4 +161,4 @@ def test_garbage_instead_of_http_is_retried_then_a_transport_error(
         password="tok-123456",
     )
     with pytest.raises(TransportError, match="2 attempts"):
-        run_hook(UseApiHook(conn_id, timeout=2, **FAST), "get_job", "job:1")
+        run_hook(UseApiHook(conn_id, **{**ONE_RETRY, "timeout": 2}), "get_job", "job:1")

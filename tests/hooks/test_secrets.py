@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import traceback
-from typing import Any
 
 import pytest
 
@@ -20,10 +19,10 @@ from airflow_provider_cancel.exceptions import (
 )
 from airflow_provider_cancel.hooks.useapi import UseApiHook
 from airflow_provider_cancel.hooks.writetext import WriteTextHook
+from tests.conftest import FAST
 
 from .conftest import TOKEN_URL, USEAPI, WRITETEXT_REGION
 
-FAST: dict[str, Any] = {"retry_delay": 0.01, "max_retry_wait": 5.0}
 USEAPI_SECRET = "useapi-secret-token-9f8e7d"
 WT_KEY = "writetext-secret-key-1a2b3c"
 ACCESS = "writetext-access-token-4d5e6f"
@@ -75,18 +74,6 @@ def test_useapi_error_echoing_the_token(set_connection, fake_api, run_hook, all_
     assert_clean(all_logs(), USEAPI_SECRET)
 
 
-def test_useapi_wrong_token_on_emulator(emulator, set_connection, run_hook, all_logs):
-    set_connection("u", "useapi", host=emulator.url, password=USEAPI_SECRET)
-    job_id = emulator.submit_useapi()
-    error = _expect_failure(run_hook, UseApiHook("u", **FAST), "cancel_job", job_id)
-    assert isinstance(error, AuthenticationError)
-    assert_clean(_error_text(error), USEAPI_SECRET)
-    ok, message = UseApiHook("u", **FAST).test_connection()
-    assert not ok
-    assert_clean(message, USEAPI_SECRET)
-    assert_clean(all_logs(), USEAPI_SECRET)
-
-
 def test_useapi_server_errors_after_retries_on_emulator(emulator, useapi_conn, run_hook, all_logs):
     job_id = emulator.submit_useapi()
     emulator.inject("500", count=10)
@@ -96,13 +83,6 @@ def test_useapi_server_errors_after_retries_on_emulator(emulator, useapi_conn, r
     assert "retrying" in logs  # the capture works: retries are logged...
     assert "-> 500" in logs  # ...and so are DEBUG request lines
     assert_clean(_error_text(error) + logs, "emulator-useapi-token")
-
-
-def test_useapi_transport_error(set_connection, run_hook, all_logs):
-    set_connection("u", "useapi", host=f"http://127.0.0.1:{_closed_port()}", password=USEAPI_SECRET)
-    error = _expect_failure(run_hook, UseApiHook("u", retry_limit=1, **FAST), "get_job", JOB)
-    assert isinstance(error, TransportError)
-    assert_clean(_error_text(error) + all_logs(), USEAPI_SECRET)
 
 
 def test_useapi_secret_never_in_url(set_connection, fake_api, run_hook):
@@ -157,13 +137,6 @@ def test_writetext_500_after_retries_echoing_tokens(set_connection, fake_api, ru
     error = _expect_failure(run_hook, _wt(set_connection), "cancel_job", "r1")
     assert isinstance(error, ServerError)
     assert_clean(_error_text(error) + all_logs(), WT_KEY, ACCESS)
-
-
-def test_writetext_transport_error(set_connection, run_hook, all_logs):
-    set_connection("wt", "writetext", host=f"http://127.0.0.1:{_closed_port()}", password=WT_KEY)
-    error = _expect_failure(run_hook, WriteTextHook("wt", retry_limit=1, **FAST), "get_job", "r1")
-    assert isinstance(error, TransportError)
-    assert_clean(_error_text(error) + all_logs(), WT_KEY)
 
 
 def test_writetext_emulator_error_paths(emulator, writetext_conn, run_hook, all_logs):

@@ -19,10 +19,10 @@ from airflow_provider_cancel.hooks.useapi import UseApiHook
 from airflow_provider_cancel.hooks.useapi_services import SCHEDULER, SERVICES
 from airflow_provider_cancel.job_ids import encode_path_segment, encode_query_value
 from airflow_provider_cancel.status import CancelOutcome, JobStatus
+from tests.conftest import FAST
 
 from .conftest import USEAPI
 
-FAST: dict[str, Any] = {"retry_delay": 0.01, "max_retry_wait": 5.0}
 TOKEN = "user:1308-services-token"
 JOB = "job:56ef7890-ab12-user:1308-jo@example.com-bot:svc"
 

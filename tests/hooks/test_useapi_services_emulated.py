@@ -21,8 +21,7 @@ from airflow_provider_cancel.exceptions import (
 )
 from airflow_provider_cancel.hooks.useapi import UseApiHook
 from airflow_provider_cancel.status import CancelOutcome, JobStatus
-
-from .test_useapi_services import FAST
+from tests.conftest import FAST
 
 
 class Case(NamedTuple):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,20 +13,18 @@ import pytest
 from airflow_provider_cancel.exceptions import (
     AuthenticationError,
     CancelApiError,
-    InvalidJobIdError,
     InvalidResponseError,
     JobNotFoundError,
     ServerError,
-    TransportError,
 )
 from airflow_provider_cancel.hooks import writetext
 from airflow_provider_cancel.hooks.writetext import WriteTextHook, parse_token_answer
 from airflow_provider_cancel.job_ids import encode_path_segment
 from airflow_provider_cancel.status import CancelOutcome, JobStatus
+from tests.conftest import FAST, HookRunner
 
 from .conftest import DROP, TOKEN_URL, WRITETEXT_REGION
 
-FAST: dict[str, Any] = {"retry_delay": 0.01, "max_retry_wait": 5.0}
 KEY = "emulator-writetext-key"
 REQ = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 
@@ -76,38 +73,6 @@ def clock(monkeypatch):
 
 # ---------------------------------------------------------------------- statuses over HTTP
 
-ROWS = [
-    ("Pending", "queued"),
-    ("pending", "queued"),
-    ("Running", "running"),
-    ("RUNNING", "running"),
-    ("Cancelling", "cancelling"),
-    ("cancelling", "cancelling"),
-    ("Cancelled", "cancelled"),
-    ("CANCELLED", "cancelled"),
-    ("Completed", "completed"),
-    ("completed", "completed"),
-    ("TimedOut", "failed"),
-    ("timedout", "failed"),
-    ("Failed", "failed"),
-    ("FAILED", "failed"),
-    ("Queued", "unknown"),
-    ("Paused", "unknown"),
-    ("", "unknown"),
-]
-
-
-@pytest.mark.parametrize(("raw", "expected"), ROWS)
-def test_status_table_via_emulator(raw, expected, emulator, writetext_conn, run_hook):
-    job_id = emulator.submit_writetext()
-    emulator.set_status(job_id, raw)
-    state = run_hook(hook(), "get_job", job_id)
-    assert state.job_id == job_id
-    assert state.status == JobStatus(expected)
-    assert state.status.value == emulator.job(job_id)["normalized"]
-    assert state.raw_status == raw
-    assert state.body["id"] == job_id
-
 
 def test_clock_driven_lifecycle(emulator, writetext_conn, run_hook):
     emulator.configure(start_delay=0.5, cancel_delay=0.5)
@@ -124,38 +89,6 @@ def test_clock_driven_lifecycle(emulator, writetext_conn, run_hook):
     again = run_hook(hook(), "cancel_job", job_id)
     assert again.outcome is CancelOutcome.ALREADY_FINISHED
     assert again.status is JobStatus.CANCELLED
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("Completed", JobStatus.COMPLETED),
-        ("Failed", JobStatus.FAILED),
-        ("TimedOut", JobStatus.FAILED),
-    ],
-)
-def test_cancel_finished_request(emulator, writetext_conn, run_hook, raw, expected):
-    job_id = emulator.submit_writetext()
-    emulator.set_status(job_id, raw)
-    result = run_hook(hook(), "cancel_job", job_id)
-    assert result.outcome is CancelOutcome.ALREADY_FINISHED
-    assert result.status is expected
-    assert result.raw_status == raw
-    assert emulator.job(job_id)["status"] == raw
-
-
-def test_cancel_missing_request_is_not_found(emulator, writetext_conn, run_hook):
-    result = run_hook(hook(), "cancel_job", "no-such-request")
-    assert result.outcome is CancelOutcome.NOT_FOUND
-    assert result.job_id == "no-such-request"
-
-
-def test_status_of_missing_request_raises(emulator, writetext_conn, run_hook):
-    with pytest.raises(JobNotFoundError) as caught:
-        run_hook(hook(retry_limit=3), "get_job", "no-such-request")
-    assert caught.value.status_code == 404
-    assert caught.value.job_id == "no-such-request"
-    assert len(calls(emulator, "status")) == 1
 
 
 @pytest.mark.parametrize(
@@ -234,34 +167,6 @@ def test_refused_cancel_of_running_request_is_an_error(scripted, fake_api, run_h
 # ---------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize(
-    ("call", "code", "kind", "attempts"),
-    [
-        ("status", 404, JobNotFoundError, 1),
-        ("status", 500, ServerError, 3),
-        ("status", 503, ServerError, 3),
-        ("status", 429, CancelApiError, 3),
-        ("status", 400, CancelApiError, 1),
-        ("cancel", 500, ServerError, 3),
-        ("cancel", 502, ServerError, 3),
-    ],
-)
-def test_job_call_errors(scripted, fake_api, run_hook, call, code, kind, attempts):
-    fake_api.token()
-    url = job_url() if call == "status" else cancel_url()
-    method = "GET" if call == "status" else "POST"
-    fake_api.add(method, url, code, json={"error": f"server says {code}"})
-    with pytest.raises(kind) as caught:
-        run_hook(
-            hook(scripted, retry_limit=2), f"{'get' if call == 'status' else 'cancel'}_job", REQ
-        )
-    assert caught.value.status_code == code
-    assert caught.value.job_id == REQ
-    assert caught.value.server_message == f"server says {code}"
-    assert fake_api.count(url, method) == attempts
-    assert fake_api.count(TOKEN_URL) == 1
-
-
 def test_401_on_job_call_refreshes_token_once_then_fails(scripted, fake_api, run_hook):
     fake_api.token("first-access-token")
     fake_api.token("second-access-token")
@@ -320,24 +225,6 @@ def test_token_answer_not_json(scripted, fake_api, run_hook):
         run_hook(hook(scripted), "get_job", REQ)
 
 
-def test_wrong_api_key_on_emulator(emulator, set_connection, run_hook):
-    set_connection("wt_wrong", "writetext", host=emulator.url, password="wrong-key-5678")
-    with pytest.raises(AuthenticationError) as caught:
-        run_hook(hook("wt_wrong", retry_limit=3), "cancel_job", "x")
-    assert caught.value.status_code == 401
-    assert emulator.counters["token_requests"] == 1
-    assert emulator.counters["requests"] == 1
-
-
-def test_transport_error(set_connection, run_hook):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    set_connection("wt_closed", "writetext", host=f"http://127.0.0.1:{port}", password="k-123456")
-    with pytest.raises(TransportError):
-        run_hook(hook("wt_closed", retry_limit=1), "get_job", REQ)
-
-
 def test_region_connection_errors_retried(scripted, fake_api, run_hook):
     fake_api.token()
     fake_api.add("POST", cancel_url(), DROP)
@@ -346,16 +233,6 @@ def test_region_connection_errors_retried(scripted, fake_api, run_hook):
     result = run_hook(hook(scripted, retry_limit=2), "cancel_job", REQ)
     assert result.outcome is CancelOutcome.CANCELLING
     assert fake_api.count(cancel_url()) == 2
-
-
-def test_429_retry_after_on_emulator(emulator, writetext_conn, run_hook):
-    job_id = emulator.submit_writetext()
-    emulator.inject("429", count=1, call="cancel", api="writetext", retry_after=0.4)
-    started = time.monotonic()
-    result = run_hook(hook(retry_limit=2), "cancel_job", job_id)
-    assert time.monotonic() - started >= 0.4
-    assert result.outcome is CancelOutcome.CANCELLING
-    assert [e["status"] for e in calls(emulator, "cancel")] == [429, 200]
 
 
 # ---------------------------------------------------------------------- token cache
@@ -409,35 +286,19 @@ def test_one_token_request_from_many_coroutines(emulator, writetext_conn):
     assert emulator.counters["token_requests"] == 1
 
 
-def test_sync_and_async_share_the_token(emulator, writetext_conn):
+@pytest.mark.parametrize(
+    "steps",
+    [
+        # the second async read runs in another event loop
+        [("sync", "get_job"), ("async", "get_job"), ("async", "get_job"), ("sync", "cancel_job")],
+        [("async", "get_job"), ("sync", "get_job")],
+    ],
+    ids=["sync-first", "async-first"],
+)
+def test_sync_and_async_share_the_token(emulator, writetext_conn, steps):
     job_id = emulator.submit_writetext()
-    hook().get_job(job_id)
-
-    async def read():
-        h = hook()
-        try:
-            return await h.aget_job(job_id)
-        finally:
-            await h.aclose()
-
-    asyncio.run(read())
-    asyncio.run(read())  # another event loop
-    hook().cancel_job(job_id)
-    assert emulator.counters["token_requests"] == 1
-
-
-def test_async_first_then_sync_share_the_token(emulator, writetext_conn):
-    job_id = emulator.submit_writetext()
-
-    async def read():
-        h = hook()
-        try:
-            return await h.aget_job(job_id)
-        finally:
-            await h.aclose()
-
-    asyncio.run(read())
-    hook().get_job(job_id)
+    for mode, method in steps:
+        HookRunner(mode)(hook(), method, job_id)
     assert emulator.counters["token_requests"] == 1
 
 
@@ -654,18 +515,6 @@ ODD_IDS = [
 
 
 @pytest.mark.parametrize("job_id", ODD_IDS)
-def test_odd_ids_reach_the_emulator_intact(emulator, writetext_conn, run_hook, job_id):
-    emulator.create_job("writetext", job_id, status="Completed")
-    state = run_hook(hook(), "get_job", job_id)
-    assert emulator.requests_log[-1]["path_job_id"] == job_id
-    assert state.status is JobStatus.COMPLETED
-    result = run_hook(hook(), "cancel_job", job_id)
-    assert [e["path_job_id"] for e in calls(emulator, "cancel")] == [job_id]
-    assert result.outcome is CancelOutcome.ALREADY_FINISHED
-    assert emulator.job(job_id)["cancel_calls"] == 1
-
-
-@pytest.mark.parametrize("job_id", ODD_IDS)
 def test_odd_ids_exact_urls(scripted, fake_api, run_hook, job_id):
     quoted = "".join(
         c
@@ -682,15 +531,6 @@ def test_odd_ids_exact_urls(scripted, fake_api, run_hook, job_id):
     run_hook(hook(scripted), "get_job", job_id)
     run_hook(hook(scripted), "cancel_job", job_id)
     assert fake_api.urls() == [TOKEN_URL, status, f"{status}/cancel", status]
-
-
-@pytest.mark.parametrize("bad", [None, "", " ", "None", 2.0, False, {"id": "x"}, [["a"]]])
-def test_bad_ids_rejected_before_any_request(emulator, writetext_conn, run_hook, bad):
-    with pytest.raises(InvalidJobIdError):
-        run_hook(hook(), "cancel_job", bad)
-    with pytest.raises(InvalidJobIdError):
-        run_hook(hook(), "get_job", bad)
-    assert emulator.counters["requests"] == 0
 
 
 # ---------------------------------------------------------------------- request(), test_connection
@@ -718,45 +558,7 @@ def test_request_error_classes(scripted, fake_api, run_hook):
     assert fake_api.count(f"{WRITETEXT_REGION}/text/Credit") == 2
 
 
-def test_test_connection_ok(emulator, writetext_conn):
-    ok, message = hook().test_connection()
-    assert ok is True
-    assert emulator.region in message
-
-
-def test_test_connection_wrong_key(emulator, set_connection):
-    set_connection("wt_wrong", "writetext", host=emulator.url, password="wrong-key-5678")
-    ok, message = hook("wt_wrong").test_connection()
-    assert ok is False
-    assert "401" in message
-    assert "wrong-key-5678" not in message
-
-
-def test_test_connection_unreachable(set_connection):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    set_connection("wt_closed", "writetext", host=f"http://127.0.0.1:{port}", password="k-123456")
-    ok, message = hook("wt_closed", retry_limit=0).test_connection()
-    assert ok is False
-    assert "k-123456" not in message
-
-
 # ---------------------------------------------------------------------- sync == async
-
-
-@pytest.mark.parametrize("raw", ["Pending", "Running", "Cancelling", "Completed", "TimedOut"])
-def test_sync_and_async_agree(emulator, writetext_conn, raw, both_paths):
-    runners = both_paths
-    job_id = emulator.submit_writetext()
-    emulator.set_status(job_id, raw)
-    states = [run(hook(), "get_job", job_id) for run in runners]
-    assert states[0] == states[1]
-    if raw not in ("Pending", "Running"):
-        results = [run(hook(), "cancel_job", job_id) for run in runners]
-        assert results[0] == results[1]
-    missing = [run(hook(), "cancel_job", "nope") for run in runners]
-    assert missing[0] == missing[1]
 
 
 def test_a_region_never_moves_the_access_token_from_https_to_http(

@@ -13,8 +13,8 @@ from airflow_provider_cancel._compat import AirflowException, AirflowNotFoundExc
 from airflow_provider_cancel._compat import Context as TaskContext
 from airflow_provider_cancel.exceptions import ConnectionConfigError, InvalidJobIdError
 from airflow_provider_cancel.operators.cancel import CancelJobOperator
+from tests.conftest import FAST
 
-FAST = {"retry_delay": 0.01, "max_retry_wait": 1.0}
 NO_RETRY = {**FAST, "retry_limit": 0}
 
 Context = Callable[..., TaskContext]

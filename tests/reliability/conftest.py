@@ -1,4 +1,5 @@
-"""Fixtures of the reliability suite: one emulator per module with connections pointing at it.
+"""Fixtures of the reliability suite: the suite's emulator, per module with its own secrets and
+connections pointing at it.
 
 Secrets differ from the emulator's defaults (and from the other suites'), so a test that greps
 for them cannot be fooled by a default value printed somewhere else.
@@ -12,11 +13,12 @@ from typing import Any
 
 import pytest
 
+import tests.conftest
 from airflow_provider_cancel.hooks import writetext
 
-from .fault_matrix import USEAPI_TOKEN, WRITETEXT_KEY, start_emulator
+from .fault_matrix import USEAPI_TOKEN, WRITETEXT_KEY
 
-FAST: dict[str, Any] = {"retry_limit": 2, "retry_delay": 0.01, "timeout": 0.5, "max_retry_wait": 1}
+FAST: dict[str, Any] = {**tests.conftest.FAST, "retry_limit": 2, "timeout": 0.5}
 CONNS = {"useapi_v2": "rel_useapi", "useapi_v3": "rel_useapi_v3", "writetext": "rel_writetext"}
 
 
@@ -26,9 +28,11 @@ def conn_env(conn_id: str, conn_type: str, **fields: Any) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[Any]:
-    """A running emulator for the module, with its connections set; reset by ``fresh_emu``."""
-    emulator = start_emulator()
+def emu(_emulator_server: Any) -> Iterator[Any]:
+    """The suite's emulator (tests/conftest.py) with this suite's secrets and its connections set,
+    for the module; reset by ``fresh_emu``."""
+    emulator = _emulator_server
+    emulator.configure(useapi_token=USEAPI_TOKEN, writetext_api_key=WRITETEXT_KEY)
     with pytest.MonkeyPatch.context() as patch:
         for name, value in (
             conn_env(CONNS["useapi_v2"], "useapi", host=emulator.url, password=USEAPI_TOKEN),
@@ -45,7 +49,7 @@ def emu() -> Iterator[Any]:
         try:
             yield emulator
         finally:
-            emulator.stop()
+            emulator.configure(**emulator._test_baseline)
 
 
 @pytest.fixture

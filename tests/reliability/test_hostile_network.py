@@ -25,6 +25,7 @@ from airflow.models.connection import Connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import tests.conftest
 from airflow_provider_cancel._compat import AirflowException
 from airflow_provider_cancel.exceptions import (
     AuthenticationError,
@@ -33,7 +34,8 @@ from airflow_provider_cancel.exceptions import (
     JobNotFoundError,
     ModerationPendingError,
 )
-from airflow_provider_cancel.hooks.transport import ApiResponse, _retry_after_seconds
+from airflow_provider_cancel.hooks.retry_after import retry_after_seconds
+from airflow_provider_cancel.hooks.transport import ApiResponse
 from airflow_provider_cancel.hooks.useapi import UseApiHook
 from airflow_provider_cancel.hooks.writetext import WriteTextHook, region_url
 from airflow_provider_cancel.operators.cancel import CancelJobOperator
@@ -50,7 +52,7 @@ from tests.hostile_server import (
 
 from .fault_matrix import USEAPI_TOKEN, WRITETEXT_KEY
 
-FAST: dict[str, Any] = {"retry_limit": 1, "retry_delay": 0.01, "timeout": 0.5, "max_retry_wait": 1}
+FAST: dict[str, Any] = {**tests.conftest.FAST, "retry_limit": 1, "timeout": 0.5}
 HOOKS = {"useapi_v2": UseApiHook, "useapi_v3": UseApiHook, "writetext": WriteTextHook}
 
 
@@ -407,7 +409,7 @@ def test_waiting_for_a_pooled_connection_is_not_read_time(
 
 @pytest.mark.parametrize("value", ["-5", "nan", "NaN", "soon", "-inf", ""])
 def test_an_unusable_retry_after_is_ignored(value: str) -> None:
-    assert _retry_after_seconds(ApiResponse(429, {"retry-after": value}, "")) is None
+    assert retry_after_seconds(ApiResponse(429, {"retry-after": value}, "")) is None
 
 
 @pytest.mark.parametrize("value", ["-5", "nan", "soon"])
@@ -530,7 +532,7 @@ def test_a_429_body_may_say_when_to_retry(body: dict[str, Any], low: Any, high: 
     # epoch seconds and milliseconds 30 s from now, made when the test runs
     relative = {"NOW+30": time.time() + 30, "NOW_MS+30": (time.time() + 30) * 1000}
     body = {key: relative.get(value, value) for key, value in body.items()}
-    seconds = _retry_after_seconds(ApiResponse(429, {}, json.dumps(body)))
+    seconds = retry_after_seconds(ApiResponse(429, {}, json.dumps(body)))
     if low is None:
         assert seconds is None
     else:

@@ -20,19 +20,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import sqlite3
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from airflow_provider_cancel._compat import AIRFLOW_V_3_0_PLUS
 from airflow_provider_cancel.emulator import Emulator
+from airflow_provider_cancel.emulator.dag_runs import DagRun, migrate, run_dag
 
 from .fault_matrix import USEAPI_TOKEN, WRITETEXT_KEY
 
@@ -42,9 +37,7 @@ pytestmark = pytest.mark.skipif(
     "tests/airflow2 runs them (states only), this secret scan has no Airflow 2 counterpart",
 )
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_DAGS = REPO / "example_dags"
-BIN = Path(sys.executable).parent
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 RUN_TIMEOUT = 240
 AIRFLOW_MASK_LINE = re.compile(r"Sending request.*msg=MaskSecret\(value=")
 """Airflow core's own DEBUG line (see the module docstring)."""
@@ -62,47 +55,9 @@ def example_dag_ids() -> list[str]:
     )
 
 
-@dataclass
-class Run:
-    dag_id: str
-    returncode: int
-    output: str
-    home: Path
-    run_state: str | None = None
-    issued_tokens: list[str] = field(default_factory=list)
-    raw_paths: list[str] = field(default_factory=list)
-    counters: dict[str, Any] = field(default_factory=dict)
-    tables: dict[str, str] = field(default_factory=dict)
-    db_dump: str = ""
-
-
-def airflow_env(home: Path, emulator_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(EXAMPLE_DAGS),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__LOGGING__LOGGING_LEVEL="DEBUG",
-        AIRFLOW_CONN_USEAPI_DEFAULT=json.dumps(
-            {"conn_type": "useapi", "host": emulator_url, "password": USEAPI_TOKEN}
-        ),
-        AIRFLOW_CONN_WRITETEXT_DEFAULT=json.dumps(
-            {"conn_type": "writetext", "host": emulator_url, "password": WRITETEXT_KEY}
-        ),
-    )
-    return env
-
-
-def airflow() -> str:
-    script = BIN / "airflow"
-    return str(script) if script.exists() else "airflow"
-
-
-def run_dag(dag_id: str, template_db: Path, base: Path) -> Run:
+def run_under_faults(dag_id: str, template: Path, base: Path) -> DagRun:
     home = base / dag_id
-    home.mkdir()
-    shutil.copy(template_db, home / "airflow.db")
+    migrate(home, template)
     # seed=1: the very first request already gets a 429; then about one in five.
     with Emulator(
         start_delay=0.2,
@@ -113,63 +68,27 @@ def run_dag(dag_id: str, template_db: Path, base: Path) -> Run:
     ) as emulator:
         emulator.inject("expired_token", count=1)
         emulator.inject("429", rate=0.2, retry_after=0)
-        try:
-            done = subprocess.run(
-                [airflow(), "dags", "test", dag_id],
-                env=airflow_env(home, emulator.url),
-                cwd=home,
-                capture_output=True,
-                text=True,
-                timeout=RUN_TIMEOUT,
-            )
-            returncode, output = done.returncode, done.stdout + done.stderr
-        except subprocess.TimeoutExpired as expired:
-            partial = [part or b"" for part in (expired.stdout, expired.stderr)]
-            text = "".join(
-                p.decode(errors="replace") if isinstance(p, bytes) else p for p in partial
-            )
-            returncode, output = -1, f"TIMED OUT\n{text}"
-        run = Run(dag_id, returncode, output, home)
-        with emulator.state.lock:
-            run.issued_tokens = list(emulator.state.tokens)
-        run.raw_paths = [entry["raw_path"] for entry in emulator.requests_log]
-        run.counters = emulator.counters
-    db = sqlite3.connect(home / "airflow.db")
-    try:
-        row = db.execute(
-            "SELECT state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
-        ).fetchone()
-        run.run_state = row[0] if row else None
-        for table in ("xcom", "rendered_task_instance_fields"):
-            run.tables[table] = "\n".join(repr(r) for r in db.execute(f"SELECT * FROM {table}"))
-        run.db_dump = "\n".join(db.iterdump())
-    finally:
-        db.close()
-    return run
+        return run_dag(dag_id, home, EXAMPLE_DAGS, emulator, log_level="DEBUG", timeout=RUN_TIMEOUT)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DagRun]:
     base = tmp_path_factory.mktemp("reliability_secrets")
     template = base / "_template"
-    template.mkdir()
-    env = airflow_env(template, "http://127.0.0.1:9")
-    subprocess.run(
-        [airflow(), "db", "migrate"], env=env, cwd=template, check=True, capture_output=True
-    )
+    migrate(template)
     dag_ids = example_dag_ids()
     with ThreadPoolExecutor(min(len(dag_ids), os.cpu_count() or 1, 4)) as pool:
-        results = list(pool.map(lambda d: run_dag(d, template / "airflow.db", base), dag_ids))
+        results = list(pool.map(lambda d: run_under_faults(d, template, base), dag_ids))
     return {run.dag_id: run for run in results}
 
 
-def secrets(run: Run) -> dict[str, str]:
+def secrets(run: DagRun) -> dict[str, str]:
     found = {"useapi token": USEAPI_TOKEN, "WriteText API key": WRITETEXT_KEY}
     found.update({f"access token {n}": token for n, token in enumerate(run.issued_tokens)})
     return found
 
 
-def hits(text: str, run: Run) -> list[str]:
+def hits(text: str, run: DagRun) -> list[str]:
     """Lines of ``text`` holding a secret, other than Airflow core's own MaskSecret line."""
     return [
         f"{name}: {line[:300]}"
@@ -188,7 +107,7 @@ def files_text(home: Path) -> dict[str, str]:
     return found
 
 
-def test_every_example_dag_ran_under_faults_and_debug_logging(runs: dict[str, Run]) -> None:
+def test_every_example_dag_ran_under_faults_and_debug_logging(runs: dict[str, DagRun]) -> None:
     assert set(runs) == set(example_dag_ids())
     assert len(runs) == 6
     for run in runs.values():
@@ -206,20 +125,23 @@ def test_every_example_dag_ran_under_faults_and_debug_logging(runs: dict[str, Ru
 
 
 @pytest.mark.parametrize("dag_id", example_dag_ids())
-def test_no_secret_in_logs_xcom_rendered_fields_or_urls(dag_id: str, runs: dict[str, Run]) -> None:
+def test_no_secret_in_logs_xcom_rendered_fields_or_urls(
+    dag_id: str, runs: dict[str, DagRun]
+) -> None:
     run = runs[dag_id]
     places = {"dags test output": run.output, **files_text(run.home)}
-    places.update({f"table {name}": text for name, text in run.tables.items()})
+    places["XCom"] = json.dumps(run.xcoms)
+    places["rendered fields"] = json.dumps(run.rendered)
     places["database dump"] = run.db_dump
-    places["request paths"] = "\n".join(run.raw_paths)
+    places["request paths"] = "\n".join(run.request_paths)
     found = {where: hits(text, run) for where, text in places.items()}
     found = {where: lines for where, lines in found.items() if lines}
     assert found == {}, json.dumps(found, indent=1)[:5000]
-    assert run.tables["xcom"], "the run pushed XCom (so the check looked at something)"
-    assert run.tables["rendered_task_instance_fields"]
+    assert run.xcoms, "the run pushed XCom (so the check looked at something)"
+    assert run.rendered
 
 
-def test_airflow_core_mask_secret_debug_lines_are_only_airflows(runs: dict[str, Run]) -> None:
+def test_airflow_core_mask_secret_debug_lines_are_only_airflows(runs: dict[str, DagRun]) -> None:
     """The excluded lines are exactly Airflow's in-process ``MaskSecret`` debug line: the
     provider's own lines never hold a secret (checked above); this records how many there were
     so the README can say so."""

@@ -22,6 +22,7 @@ from airflow_provider_cancel.hooks.writetext import WriteTextHook
 from airflow_provider_cancel.operators.cancel import CancelJobOperator
 from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
 from airflow_provider_cancel.triggers.status import JobStatusTrigger
+from tests.conftest import HookRunner
 
 from .conftest import conn_env
 from .fault_matrix import USEAPI_TOKEN, WRITETEXT_KEY, Blackhole
@@ -89,19 +90,6 @@ def test_timeouts_come_from_the_extra_and_arguments_win(timeout_conns: dict[str,
     assert UseApiHook(timeout_conns["useapi"], timeout=30).settings.connect_timeout == 10.0
 
 
-def call(hook: Any, method: str, job_id: str, mode: str) -> Any:
-    if mode == "sync":
-        return getattr(hook, method)(job_id)
-
-    async def run() -> Any:
-        try:
-            return await getattr(hook, f"a{method}")(job_id)
-        finally:
-            await hook.aclose()
-
-    return asyncio.run(run())
-
-
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("method", ["cancel_job", "get_job"])
 @pytest.mark.parametrize("api", ["useapi", "writetext"])
@@ -117,7 +105,7 @@ def test_a_hanging_server_cannot_hold_a_call_past_the_timeout(
     kind = WriteTextHook if api == "writetext" else UseApiHook
     started = time.monotonic()
     with pytest.raises(TransportError) as raised:
-        call(kind(timeout_conns[api]), method, "job:1", mode)
+        HookRunner(mode)(kind(timeout_conns[api]), method, "job:1")
     seconds = time.monotonic() - started
     assert seconds < bound(2, 0.5), seconds
     assert seconds >= 2 * 0.5 * 0.9  # both attempts really waited for their timeout
@@ -148,7 +136,7 @@ def test_connect_timeout_is_separate_from_read_timeout(
         )
         started = time.monotonic()
         with pytest.raises(TransportError, match=re.escape("connect 0.3s, read 30s")):
-            call(UseApiHook("rel_blackhole"), "get_job", "job:1", mode)
+            HookRunner(mode)(UseApiHook("rel_blackhole"), "get_job", "job:1")
         assert time.monotonic() - started < bound(2, 0.3)
     finally:
         blackhole.close()
@@ -279,6 +267,6 @@ def test_a_server_that_drips_its_answer_cannot_hold_a_call_past_the_timeout(
     hook = UseApiHook("rel_drip", timeout=0.5, retry_limit=1, retry_delay=0.01)
     started = time.monotonic()
     with pytest.raises(TransportError):
-        call(hook, "get_job", "job:1", mode)
+        HookRunner(mode)(hook, "get_job", "job:1")
     # One attempt may take connect_timeout (defaults to the timeout) + timeout.
     assert time.monotonic() - started < bound(2, 0.5 + 0.5)

@@ -27,11 +27,10 @@ from airflow_provider_cancel._compat import (
 )
 from airflow_provider_cancel._compat import Context as TaskContext
 from airflow_provider_cancel.exceptions import InvalidJobIdError
-from airflow_provider_cancel.hooks import hook_for_connection
 from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
 from airflow_provider_cancel.triggers.status import JobStatusTrigger
+from tests.conftest import FAST, cancel
 
-FAST = {"retry_delay": 0.01, "max_retry_wait": 1.0}
 Context = Callable[..., TaskContext]
 
 
@@ -46,15 +45,6 @@ def sensor(conn_id: str, job_id: Any, **kwargs: Any) -> JobCancelledSensor:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def cancel(conn_id: str, *job_ids: str) -> None:
-    hook = hook_for_connection(conn_id, dict(FAST))
-    try:
-        for job_id in job_ids:
-            hook.cancel_job(job_id)
-    finally:
-        hook.close()
 
 
 # ---------------------------------------------------------------------- poke mode

@@ -22,8 +22,8 @@ from airflow_provider_cancel._compat import (
 from airflow_provider_cancel._compat import Context as TaskContext
 from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
 from airflow_provider_cancel.sensors.status import JobStatusSensor
+from tests.conftest import FAST
 
-FAST = {"retry_delay": 0.01, "max_retry_wait": 0.5, "timeout": 5.0}
 Context = Callable[..., TaskContext]
 
 

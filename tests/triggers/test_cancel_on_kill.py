@@ -19,8 +19,7 @@ from airflow_provider_cancel import _compat
 from airflow_provider_cancel.hooks.transport import close_async_clients
 from airflow_provider_cancel.triggers import status as trigger_module
 from airflow_provider_cancel.triggers.status import JobStatusTrigger
-
-FAST = {"retry_delay": 0.01, "max_retry_wait": 0.5, "timeout": 5.0}
+from tests.conftest import FAST
 
 
 @pytest.fixture(autouse=True)

@@ -13,12 +13,10 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cancel.hooks import hook_for_connection
 from airflow_provider_cancel.hooks.transport import close_async_clients
 from airflow_provider_cancel.hooks.writetext import TOKEN_CACHE
 from airflow_provider_cancel.triggers.status import JobStatusTrigger
-
-FAST = {"retry_delay": 0.01, "max_retry_wait": 1.0}
+from tests.conftest import FAST, cancel
 
 
 @pytest.fixture(autouse=True)
@@ -40,15 +38,6 @@ async def events(t: JobStatusTrigger, timeout: float = 10) -> list[dict[str, Any
         return [event.payload async for event in t.run()]
 
     return await asyncio.wait_for(collect(), timeout)
-
-
-def cancel(conn_id: str, *job_ids: str) -> None:
-    hook = hook_for_connection(conn_id, dict(FAST))
-    try:
-        for job_id in job_ids:
-            hook.cancel_job(job_id)
-    finally:
-        hook.close()
 
 
 def closed_port() -> int:

@@ -35,8 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from run_e2e import (
+from tests.e2e.run_e2e import (
     BIN,
     REPO,
     Deployment,
@@ -45,10 +44,12 @@ from run_e2e import (
     free_port,
     http,
     log,
+    migrate_and_start_core,
     raise_on_sigterm,
     start_emulator,
     wait_for,
 )
+from tests.test_connection_form import SERVICES
 
 CHROMIUM = os.environ.get("UI_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -73,16 +74,7 @@ FORMS: dict[str, dict[str, Any]] = {
         },
         "extra_labels": ["Service", "API version"],
         "choices": {
-            "Service": [
-                "midjourney",
-                "faceswap",
-                "flowmusic",
-                "gemini-notebook",
-                "kling",
-                "minimax",
-                "pixverse",
-                "tempolor",
-            ],
+            "Service": SERVICES,
             "API version": ["v2", "v3"],
         },
         "stored_extra": {"service": "midjourney", "api_version": "v2"},
@@ -125,14 +117,7 @@ def start_api_server(dep: Deployment, password: str) -> None:
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{USER}:admin",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
     )
-    airflow = str(BIN / "airflow")
-    with (dep.logs / "db-migrate.log").open("wb") as out:
-        done = subprocess.run(
-            [airflow, "db", "migrate"], env=dep.env, stdout=out, stderr=subprocess.STDOUT
-        )
-    if done.returncode:
-        raise E2EFailure(f"airflow db migrate failed; see {dep.logs / 'db-migrate.log'}")
-    dep.start("api-server", [airflow, "api-server"])
+    migrate_and_start_core(dep, processes=("api-server",))
 
     def up() -> bool:
         dep.check_alive()
