@@ -660,6 +660,30 @@ class Scenarios:
         """The run's final state (the scenarios leave no run behind)."""
         return wait_for_run(self.api, self.dep, dag_id, run_id)
 
+    def watching_record(self, dag_id: str, run_id: str) -> Any:
+        """What a reschedule-mode sensor recorded for a kill between pokes (None: nothing)."""
+        from airflow_provider_cancel.stopping import WATCHING_KEY
+
+        path = (
+            f"/dags/{dag_id}/dagRuns/{self.api.q(run_id)}/taskInstances/wait_done"
+            f"/state-store/{WATCHING_KEY}"
+        )
+        answer = self.api.call("GET", path, ok=(200, 404))
+        return answer.get("value") if "value" in answer else None
+
+    def recorded_problems(self, dag_id: str, run_id: str, job_id: str) -> list[str]:
+        record = self.watching_record(dag_id, run_id)
+        if not isinstance(record, dict) or record.get("job_ids") != [job_id]:
+            return [f"the sensor did not record its job before the reschedule: {record}"]
+        return []
+
+    def listener_cancelled(self, run_id: str) -> bool:
+        """Whether the API server's listener (the provider's plugin) cancelled for this run."""
+        text = (self.dep.logs / "api-server.log").read_text(errors="replace")
+        return any(
+            "between two pokes: cancelling" in line and run_id in line for line in text.splitlines()
+        )
+
     def task_log(self, dag_id: str, run_id: str, task_id: str) -> str:
         folder = self.dep.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
         return "\n".join(
@@ -727,6 +751,85 @@ class Scenarios:
         if self.api.run_state(dag_id, run_id) != "failed":
             problems.append("the run is not failed")
         self.report("run-marked-failed", job_id, problems, extra)
+
+    def stopped_between_pokes(self, name: str, dag_id: str, how: str) -> None:
+        """Mark the task or its run failed while its reschedule-mode sensor waits between two
+        pokes: the API server's listener cancels, exactly once."""
+        run_id, job_id = self.start_waiting(dag_id, "up_for_reschedule")
+        problems = self.recorded_problems(dag_id, run_id, job_id)
+        run = f"/dags/{dag_id}/dagRuns/{self.api.q(run_id)}"
+        if how == "task":
+            self.api.call("PATCH", f"{run}/taskInstances/wait_done", {"new_state": "failed"})
+        else:
+            self.api.call("PATCH", run, {"state": "failed"})
+        took = self.wait_cancelled(job_id, 60)
+        if took is None:
+            problems.append("the job was not cancelled within 60 s of the PATCH")
+        time.sleep(3)  # a second cancel call would show by now
+        if self.emulator.job(job_id)["cancel_calls"] != 1:
+            problems.append("expected exactly 1 cancel call")
+        if self.api.task_instances(dag_id, run_id)["wait_done"]["state"] != "failed":
+            problems.append("wait_done is not failed")
+        if self.watching_record(dag_id, run_id) is not None:
+            problems.append("the record is still in the task state store")
+        if not self.listener_cancelled(run_id):
+            problems.append("the API server's log does not show the listener cancelling")
+        state = self.settle(dag_id, run_id)
+        extra = (
+            f", {took:.1f}s after the PATCH, by the API server's listener"
+            if took is not None
+            else ""
+        )
+        self.report(name, job_id, problems, f"{extra}, run {state}")
+
+    def mark_failed_rescheduled(self) -> None:
+        self.stopped_between_pokes("mark-failed-rescheduled", "e2e_mark_failed_rescheduled", "task")
+
+    def run_failed_rescheduled(self) -> None:
+        self.stopped_between_pokes("run-failed-rescheduled", "e2e_run_failed_rescheduled", "run")
+
+    def clear_rescheduled(self) -> None:
+        dag_id = "e2e_clear_rescheduled"
+        run_id, job_id = self.start_waiting(dag_id, "up_for_reschedule")
+        problems = self.recorded_problems(dag_id, run_id, job_id)
+        self.api.call(
+            "POST",
+            f"/dags/{dag_id}/clearTaskInstances",
+            {
+                "dry_run": False,
+                "task_ids": ["wait_done"],
+                "dag_run_id": run_id,
+                "only_failed": False,
+                "reset_dag_runs": True,
+            },
+        )
+        took = self.wait_cancelled(job_id, 90)
+        if took is None:
+            problems.append("the job was not cancelled within 90 s of the clear")
+        # The next try cancels what the cleared one recorded, then finds its job cancelled.
+        state = self.settle(dag_id, run_id)
+        if self.emulator.job(job_id)["cancel_calls"] != 1:
+            problems.append("expected exactly 1 cancel call")
+        if "while it waited between two pokes" not in self.task_log(dag_id, run_id, "wait_done"):
+            problems.append("the next try's log does not say it cancelled the cleared try's jobs")
+        extra = f", {took:.1f}s after the clear, by the next try" if took is not None else ""
+        self.report("clear-rescheduled", job_id, problems, f"{extra}, run {state}")
+
+    def rescheduled_succeeds_no_cancel(self) -> None:
+        dag_id = "e2e_rescheduled_succeeds"
+        run_id, job_id = self.start_waiting(dag_id, "up_for_reschedule")
+        problems = self.recorded_problems(dag_id, run_id, job_id)
+        self.emulator.set_status(job_id, "completed")
+        state = self.settle(dag_id, run_id)
+        ti_state = self.api.task_instances(dag_id, run_id)["wait_done"]["state"]
+        if state != "success" or ti_state != "success":
+            problems.append(f"wait_done ended {ti_state}, the run {state}; expected success")
+        if self.emulator.job(job_id)["cancel_calls"] != 0:
+            problems.append("expected no cancel call")
+        if self.watching_record(dag_id, run_id) is not None:
+            problems.append("the record is still in the task state store")
+        self.left_running.add(job_id)
+        self.report("rescheduled-succeeds-no-cancel", job_id, problems, f", run {state}")
 
     def execution_timeout_deferred(self) -> None:
         dag_id = "e2e_exec_timeout"
@@ -813,6 +916,10 @@ SCENARIO_DAGS = [
     "e2e_exec_timeout",
     "e2e_restart_no_cancel",
     "example_deadline_cancel",
+    "e2e_mark_failed_rescheduled",
+    "e2e_run_failed_rescheduled",
+    "e2e_clear_rescheduled",
+    "e2e_rescheduled_succeeds",
 ]
 
 
@@ -832,6 +939,10 @@ def check_cancellation(
         scenarios.mark_failed_deferred,
         scenarios.clear_poking,
         scenarios.run_marked_failed,
+        scenarios.mark_failed_rescheduled,
+        scenarios.run_failed_rescheduled,
+        scenarios.clear_rescheduled,
+        scenarios.rescheduled_succeeds_no_cancel,
         scenarios.execution_timeout_deferred,
         scenarios.deadline_missed,
         scenarios.triggerer_restart_no_cancel,
