@@ -21,13 +21,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from importlib.util import find_spec
 from typing import Any
 
-from airflow.listeners import hookimpl
+from airflow.listeners import hookimpl as _hookimpl
 from airflow.plugins_manager import AirflowPlugin
 
 log = logging.getLogger(__name__)
+
+hookimpl: Callable[[Callable[..., None]], Callable[..., None]] = _hookimpl
+"""pluggy's marker for Airflow's listener hooks (typed for mypy)."""
 
 HAS_TASK_STATE_STORE = find_spec("airflow.state") is not None
 """Airflow >= 3.3: the task state store the sensor records its jobs in."""

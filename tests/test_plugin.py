@@ -28,7 +28,7 @@ airflow_state = pytest.importorskip("airflow.state", reason="the task state stor
 FAST = {"retry_delay": 0.01, "max_retry_wait": 0.5, "timeout": 5.0}
 
 
-class MemoryStore(airflow_state.BaseStoreBackend):  # type: ignore[misc,name-defined]
+class MemoryStore(airflow_state.BaseStoreBackend):  # type: ignore[name-defined]
     """A ``[state_store] backend`` keeping task state in a dict."""
 
     rows: dict[tuple[Any, str], str] = {}

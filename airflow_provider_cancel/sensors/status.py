@@ -69,8 +69,12 @@ class JobStatusSensor(BaseSensorOperator):
     waits: marked failed or success, cleared, its DAG run marked failed, or its worker stopped
     (``on_kill``); when deferred, by the trigger in the triggerer, after checking that the task
     really left deferral (a triggerer restart or a trigger moving to another triggerer never
-    cancels). With ``cancel_on_timeout`` (default) a ``timeout`` or ``execution_timeout`` that
-    ends the wait cancels the jobs first, then fails the task (or skips it with ``soft_fail``).
+    cancels). In ``mode="reschedule"`` on Airflow >= 3.3, between two pokes, it records the
+    jobs in the task state store (:data:`~airflow_provider_cancel.stopping.WATCHING_KEY`): the
+    provider's listener plugin cancels them when a user marks the task or its run, the next try
+    when the task was cleared. With ``cancel_on_timeout`` (default) a ``timeout`` or
+    ``execution_timeout`` that ends the wait cancels the jobs first, then fails the task (or
+    skips it with ``soft_fail``).
     What each Airflow version allows is in ``docs/cancellation.md``.
 
     :param conn_id: a ``useapi`` or ``writetext`` connection.

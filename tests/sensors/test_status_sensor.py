@@ -307,7 +307,7 @@ def rescheduling(
     """A reschedule-mode sensor whose job runs, with a task state store in its context."""
     store = FakeTaskStateStore()
     context = make_context()
-    context["task_state_store"] = store  # type: ignore[typeddict-unknown-key]
+    context["task_state_store"] = store
     kwargs.setdefault("mode", "reschedule")
     return sensor(conn_id, emulator.submit_useapi(), **kwargs), context, store, WATCHING_KEY
 
@@ -347,7 +347,7 @@ def test_a_try_cleared_between_pokes_is_cancelled_by_the_next_try(
     wait, context, store, _ = rescheduling(emulator, useapi_conn, make_context)
     with pytest.raises(AirflowRescheduleException):
         wait.execute(context)
-    context["ti"].try_number = 2  # type: ignore[attr-defined]  # cleared: a new try
+    context["ti"].try_number = 2  # cleared: a new try
 
     # It cancels what try 1 watched, then finds that job cancelled, not completed.
     with pytest.raises(AirflowFailException, match="will never reach a success status"):
@@ -372,7 +372,7 @@ def test_a_kill_during_a_poke_cancels_once_from_on_kill(
         wait.on_kill()
         return poke(ctx)
 
-    wait.poke = poke_then_killed  # type: ignore[method-assign]
+    wait.poke = poke_then_killed  # type: ignore[method-assign,assignment]
     with pytest.raises(AirflowFailException):
         wait.execute(context)
 
