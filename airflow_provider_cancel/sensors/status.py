@@ -221,10 +221,11 @@ class JobStatusSensor(BaseSensorOperator):
         from airflow_provider_cancel.stopping import WATCHING_KEY
 
         try:
+            job_ids = self._job_ids()
             record = {
                 "try_number": getattr(context.get("ti"), "try_number", None),
                 "conn_id": self.conn_id,
-                "job_ids": self._job_ids(),
+                "job_ids": job_ids,
                 "hook_params": self.hook_params,
             }
             store.set(WATCHING_KEY, record)
@@ -235,6 +236,14 @@ class JobStatusSensor(BaseSensorOperator):
                 self.task_id,
                 error,
             )
+            return
+        self.log.info(
+            "Task %r: recorded %d job(s) in the task state store (%r): a kill before the next "
+            "poke cancels them",
+            self.task_id,
+            len(job_ids),
+            WATCHING_KEY,
+        )
 
     def _take_over_watching(self, context: Context) -> None:
         """A poke starts: drop the record; cancel what it names if an earlier try left it
