@@ -199,6 +199,9 @@ class Emulator:
     def configure(self, **settings: Any) -> None:
         self.call("POST", "config", settings)
 
+    def configure_fault(self, **fault: Any) -> None:
+        self.call("POST", "faults", fault)
+
 
 # ---------------------------------------------------------------------- processes
 
@@ -788,6 +791,38 @@ class Scenarios:
     def run_failed_rescheduled(self) -> None:
         self.stopped_between_pokes("run-failed-rescheduled", "e2e_run_failed_rescheduled", "run")
 
+    def mark_failed_rescheduled_poking(self) -> None:
+        """Marked failed while a reschedule-mode poke runs: its ``on_kill`` cancels, once; the
+        listener finds no record (the poke took it when it started) and cancels nothing."""
+        dag_id = "e2e_mark_failed_resched_poking"
+        run_id, job_id = self.start_waiting(dag_id, "up_for_reschedule")
+        problems = self.recorded_problems(dag_id, run_id, job_id)
+        # The next poke's status read hangs 20 s, so the PATCH lands while it runs.
+        self.emulator.configure_fault(kind="hang", call="status", count=1, hang_seconds=20)
+
+        def poking() -> bool:
+            state = self.api.task_instances(dag_id, run_id)["wait_done"]["state"]
+            return state == "running" and self.watching_record(dag_id, run_id) is None
+
+        wait_for("wait_done's next poke to run", poking, 60, 0.2)
+        time.sleep(1)  # inside the hanging status read
+        run = f"/dags/{dag_id}/dagRuns/{self.api.q(run_id)}"
+        self.api.call("PATCH", f"{run}/taskInstances/wait_done", {"new_state": "failed"})
+        took = self.wait_cancelled(job_id, 60)
+        if took is None:
+            problems.append("the job was not cancelled within 60 s of the PATCH")
+        time.sleep(3)  # a second cancel call would show by now
+        self.emulator.call("DELETE", "faults")
+        if self.emulator.job(job_id)["cancel_calls"] != 1:
+            problems.append("expected exactly 1 cancel call")
+        if self.listener_cancelled(run_id):
+            problems.append("the API server's listener cancelled too")
+        if "task killed" not in self.task_log(dag_id, run_id, "wait_done"):
+            problems.append("the task log does not show on_kill cancelling")
+        state = self.settle(dag_id, run_id)
+        extra = f", {took:.1f}s after the PATCH, by on_kill" if took is not None else ""
+        self.report("mark-failed-rescheduled-poking", job_id, problems, f"{extra}, run {state}")
+
     def clear_rescheduled(self) -> None:
         dag_id = "e2e_clear_rescheduled"
         run_id, job_id = self.start_waiting(dag_id, "up_for_reschedule")
@@ -918,6 +953,7 @@ SCENARIO_DAGS = [
     "example_deadline_cancel",
     "e2e_mark_failed_rescheduled",
     "e2e_run_failed_rescheduled",
+    "e2e_mark_failed_resched_poking",
     "e2e_clear_rescheduled",
     "e2e_rescheduled_succeeds",
 ]
@@ -941,6 +977,7 @@ def check_cancellation(
         scenarios.run_marked_failed,
         scenarios.mark_failed_rescheduled,
         scenarios.run_failed_rescheduled,
+        scenarios.mark_failed_rescheduled_poking,
         scenarios.clear_rescheduled,
         scenarios.rescheduled_succeeds_no_cancel,
         scenarios.execution_timeout_deferred,

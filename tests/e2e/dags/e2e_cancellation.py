@@ -67,6 +67,7 @@ waiting_dag("e2e_restart_no_cancel", deferrable=True, poke_interval=2, timeout=9
 for dag_id in (
     "e2e_mark_failed_rescheduled",
     "e2e_run_failed_rescheduled",
+    "e2e_mark_failed_resched_poking",
     "e2e_clear_rescheduled",
     "e2e_rescheduled_succeeds",
 ):
