@@ -312,13 +312,20 @@ def rescheduling(
     return sensor(conn_id, emulator.submit_useapi(), **kwargs), context, store, WATCHING_KEY
 
 
+def rescheduled(
+    emulator: Any, conn_id: str, make_context: Context
+) -> tuple[JobStatusSensor, TaskContext, FakeTaskStateStore, str]:
+    """The same, after its first poke found the job running and gave the slot back."""
+    wait, context, store, key = rescheduling(emulator, conn_id, make_context)
+    with pytest.raises(AirflowRescheduleException):
+        wait.execute(context)
+    return wait, context, store, key
+
+
 def test_a_reschedule_records_what_a_kill_before_the_next_poke_must_cancel(
     emulator: Any, useapi_conn: str, make_context: Context
 ) -> None:
-    wait, context, store, key = rescheduling(emulator, useapi_conn, make_context)
-
-    with pytest.raises(AirflowRescheduleException):
-        wait.execute(context)
+    wait, _, store, key = rescheduled(emulator, useapi_conn, make_context)
 
     job = wait.job_id
     assert store.values == {
@@ -330,9 +337,7 @@ def test_a_reschedule_records_what_a_kill_before_the_next_poke_must_cancel(
 def test_the_next_poke_takes_the_record_and_cancels_nothing(
     emulator: Any, useapi_conn: str, make_context: Context
 ) -> None:
-    wait, context, store, _ = rescheduling(emulator, useapi_conn, make_context)
-    with pytest.raises(AirflowRescheduleException):
-        wait.execute(context)
+    wait, context, store, _ = rescheduled(emulator, useapi_conn, make_context)
     emulator.set_status(wait.job_id, "completed")
 
     wait.execute(context)  # the same try pokes again and succeeds
@@ -344,9 +349,7 @@ def test_the_next_poke_takes_the_record_and_cancels_nothing(
 def test_a_try_cleared_between_pokes_is_cancelled_by_the_next_try(
     emulator: Any, useapi_conn: str, make_context: Context, all_logs: Callable[[], str]
 ) -> None:
-    wait, context, store, _ = rescheduling(emulator, useapi_conn, make_context)
-    with pytest.raises(AirflowRescheduleException):
-        wait.execute(context)
+    wait, context, store, _ = rescheduled(emulator, useapi_conn, make_context)
     context["ti"].try_number = 2  # cleared: a new try
 
     # It cancels what try 1 watched, then finds that job cancelled, not completed.
@@ -361,9 +364,7 @@ def test_a_try_cleared_between_pokes_is_cancelled_by_the_next_try(
 def test_a_kill_during_a_poke_cancels_once_from_on_kill(
     emulator: Any, useapi_conn: str, make_context: Context
 ) -> None:
-    wait, context, store, _ = rescheduling(emulator, useapi_conn, make_context)
-    with pytest.raises(AirflowRescheduleException):
-        wait.execute(context)
+    wait, context, store, _ = rescheduled(emulator, useapi_conn, make_context)
     seen: list[dict[str, Any]] = []
     poke = wait.poke
 
