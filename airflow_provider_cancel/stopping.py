@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 WATCHING_KEY = "airflow_provider_cancel.watching"
 """Task state store key (Airflow >= 3.3) under which a ``mode="reschedule"``
 :class:`~airflow_provider_cancel.sensors.status.JobStatusSensor` with ``cancel_on_kill`` records,
-while it waits between two pokes, what a kill must cancel: ``{"try_number", "conn_id",
-"job_ids", "hook_params"}``. Written when a poke reschedules, removed when the next poke starts;
+while it waits between two pokes, what a kill must cancel: ``{"try_number", "max_tries",
+"conn_id", "job_ids", "hook_params"}``. Written when a poke reschedules, removed when the next poke starts;
 read by the listener plugin (a user stops the task between pokes) and by the sensor's next try
 (the task was cleared between pokes)."""
 

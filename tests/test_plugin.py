@@ -102,7 +102,8 @@ def record(store: type[MemoryStore], ti: Any, conn_id: str, jobs: list[str], **e
     scope = airflow_state.TaskScope(
         dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=ti.map_index
     )
-    value = {"try_number": 1, "conn_id": conn_id, "job_ids": jobs, "hook_params": FAST, **extra}
+    value = {"try_number": 1, "max_tries": 0, "conn_id": conn_id, "job_ids": jobs, **extra}
+    value.setdefault("hook_params", FAST)
     store.rows[(scope, WATCHING_KEY)] = json.dumps(value)
 
 

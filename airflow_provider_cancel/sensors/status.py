@@ -222,8 +222,10 @@ class JobStatusSensor(BaseSensorOperator):
 
         try:
             job_ids = self._job_ids()
+            ti = context.get("ti")
             record = {
-                "try_number": getattr(context.get("ti"), "try_number", None),
+                "try_number": getattr(ti, "try_number", None),
+                "max_tries": getattr(ti, "max_tries", None),
                 "conn_id": self.conn_id,
                 "job_ids": job_ids,
                 "hook_params": self.hook_params,
@@ -246,8 +248,12 @@ class JobStatusSensor(BaseSensorOperator):
         )
 
     def _take_over_watching(self, context: Context) -> None:
-        """A poke starts: drop the record; cancel what it names if an earlier try left it
-        (that try was cleared while it waited between two pokes)."""
+        """A poke starts: drop the record; cancel what it names if the task was cleared since
+        (no listener hook fires on a clear).
+
+        A clear raises ``max_tries`` to ``try_number + retries`` (``clear_task_instances``); a
+        retry does not, and keeps waiting on the same jobs.
+        """
         store = self._watching_store(context)
         if store is None:
             return
@@ -261,12 +267,12 @@ class JobStatusSensor(BaseSensorOperator):
         except Exception as error:
             self.log.warning("Task %r: could not read %r: %s", self.task_id, WATCHING_KEY, error)
             return
-        try_number = getattr(context.get("ti"), "try_number", None)
-        left = record.get("try_number") if isinstance(record, dict) else None
-        if left != try_number:
+        max_tries = getattr(context.get("ti"), "max_tries", None)
+        recorded = record.get("max_tries") if isinstance(record, dict) else None
+        if isinstance(recorded, int) and isinstance(max_tries, int) and max_tries > recorded:
             why = (
-                f"Task {self.task_id!r}: try {left} was cleared (or ended) while it waited "
-                "between two pokes"
+                f"Task {self.task_id!r}: try {record.get('try_number')} was cleared while it "
+                "waited between two pokes"
             )
             cancel_recorded(record, log=self.log, why=why)
 

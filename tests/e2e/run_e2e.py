@@ -847,7 +847,8 @@ class Scenarios:
         state = self.settle(dag_id, run_id)
         if self.emulator.job(job_id)["cancel_calls"] != 1:
             problems.append("expected exactly 1 cancel call")
-        if "while it waited between two pokes" not in self.task_log(dag_id, run_id, "wait_done"):
+        said = self.task_log(dag_id, run_id, "wait_done")
+        if "was cleared while it waited between two pokes" not in said:
             problems.append("the next try's log does not say it cancelled the cleared try's jobs")
         extra = f", {took:.1f}s after the clear, by the next try" if took is not None else ""
         self.report("clear-rescheduled", job_id, problems, f"{extra}, run {state}")

@@ -329,7 +329,13 @@ def test_a_reschedule_records_what_a_kill_before_the_next_poke_must_cancel(
 
     job = wait.job_id
     assert store.values == {
-        key: {"try_number": 1, "conn_id": useapi_conn, "job_ids": [job], "hook_params": FAST}
+        key: {
+            "try_number": 1,
+            "max_tries": 0,
+            "conn_id": useapi_conn,
+            "job_ids": [job],
+            "hook_params": FAST,
+        }
     }
     assert emulator.job(job)["cancel_calls"] == 0
 
@@ -350,7 +356,8 @@ def test_a_try_cleared_between_pokes_is_cancelled_by_the_next_try(
     emulator: Any, useapi_conn: str, make_context: Context, all_logs: Callable[[], str]
 ) -> None:
     wait, context, store, _ = rescheduled(emulator, useapi_conn, make_context)
-    context["ti"].try_number = 2  # cleared: a new try
+    # Cleared: a new try, and Airflow raises max_tries to try_number + retries (a retry does not).
+    context["ti"].try_number, context["ti"].max_tries = 2, 1
 
     # It cancels what try 1 watched, then finds that job cancelled, not completed.
     with pytest.raises(AirflowFailException, match="will never reach a success status"):
@@ -358,7 +365,21 @@ def test_a_try_cleared_between_pokes_is_cancelled_by_the_next_try(
 
     assert emulator.job(wait.job_id)["cancel_calls"] == 1
     assert store.values == {}
-    assert "try 1 was cleared (or ended) while it waited between two pokes" in all_logs()
+    assert "try 1 was cleared while it waited between two pokes" in all_logs()
+
+
+def test_a_retry_after_a_try_that_ended_between_pokes_keeps_waiting(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    # Try 1 rescheduled, then failed without poking again (e.g. stuck in the queue): a retry.
+    wait, context, store, _ = rescheduled(emulator, useapi_conn, make_context)
+    context["ti"].try_number = 2
+    emulator.set_status(wait.job_id, "completed")
+
+    wait.execute(context)
+
+    assert emulator.job(wait.job_id)["cancel_calls"] == 0
+    assert store.values == {}
 
 
 def test_a_kill_during_a_poke_cancels_once_from_on_kill(
