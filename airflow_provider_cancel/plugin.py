@@ -40,22 +40,24 @@ HAS_TASK_STATE_STORE = find_spec("airflow.state") is not None
 @hookimpl
 def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
     """A task instance became failed (in the API server: marked so by a user)."""
-    cancel_if_between_pokes(task_instance, "marked failed")
+    cancel_if_between_pokes(previous_state, task_instance, "marked failed")
 
 
 @hookimpl
 def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
     """A task instance became successful (in the API server: marked so by a user)."""
-    cancel_if_between_pokes(task_instance, "marked success")
+    cancel_if_between_pokes(previous_state, task_instance, "marked success")
 
 
-def cancel_if_between_pokes(ti: Any, what: str) -> None:
+def cancel_if_between_pokes(previous_state: Any, ti: Any, what: str) -> None:
     """Cancel what the sensor of ``ti`` recorded before its reschedule; log, never raise.
 
-    Only for the database's task instance (API server, scheduler): in a worker the hooks get
-    the running task's own instance, and a running task cancels from its ``on_kill``.
+    Only for a user's change in the API server: the database's task instance with no previous
+    state (``_emit_state_listener_hooks``). Airflow's own failure handling passes ``RUNNING``
+    (a retry then keeps waiting), and in a worker the hooks get the running task's own
+    instance, which cancels from its ``on_kill``.
     """
-    if type(ti).__module__ != "airflow.models.taskinstance":
+    if previous_state is not None or type(ti).__module__ != "airflow.models.taskinstance":
         return
     where = f"Task {getattr(ti, 'task_id', '?')!r} of run {getattr(ti, 'run_id', '?')!r}"
     try:

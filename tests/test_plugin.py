@@ -166,6 +166,27 @@ def test_no_record_no_cancel_a_running_poke_cancels_from_on_kill(
 
 
 @needs_store
+def test_airflows_own_failure_handling_is_no_user_action_and_cancels_nothing(
+    emulator: Any, useapi_conn: str, store: type[MemoryStore]
+) -> None:
+    from airflow.listeners.listener import get_listener_manager
+    from airflow.utils.state import TaskInstanceState
+
+    job = emulator.submit_useapi()
+    ti = task_instance()
+    record(store, ti, useapi_conn, [job])
+
+    # What TaskInstance.fetch_handle_failure_context calls in the scheduler, e.g. for a task
+    # the executor could not start after its reschedule: a retry keeps waiting on the job.
+    get_listener_manager().hook.on_task_instance_failed(
+        previous_state=TaskInstanceState.RUNNING, task_instance=ti, error="executor failed"
+    )
+
+    assert emulator.job(job)["cancel_calls"] == 0
+    assert len(store.rows) == 1
+
+
+@needs_store
 def test_a_task_instance_in_a_worker_is_left_to_the_task(
     emulator: Any, useapi_conn: str, store: type[MemoryStore]
 ) -> None:
@@ -178,7 +199,7 @@ def test_a_task_instance_in_a_worker_is_left_to_the_task(
     class RuntimeTaskInstance:  # what the worker's listener hooks get
         dag_id, run_id, task_id, map_index = ti.dag_id, ti.run_id, ti.task_id, ti.map_index
 
-    cancel_if_between_pokes(RuntimeTaskInstance(), "marked failed")
+    cancel_if_between_pokes(None, RuntimeTaskInstance(), "marked failed")
 
     assert emulator.job(job)["cancel_calls"] == 0
     assert len(store.rows) == 1
