@@ -165,16 +165,23 @@ def test_no_record_no_cancel_a_running_poke_cancels_from_on_kill(
     assert emulator.job(job)["cancel_calls"] == 0
 
 
+@pytest.fixture
+def recorded(emulator: Any, useapi_conn: str, store: type[MemoryStore]) -> tuple[Any, str]:
+    """A task instance whose sensor recorded one running job before its reschedule."""
+    job = emulator.submit_useapi()
+    ti = task_instance()
+    record(store, ti, useapi_conn, [job])
+    return ti, job
+
+
 @needs_store
 def test_airflows_own_failure_handling_is_no_user_action_and_cancels_nothing(
-    emulator: Any, useapi_conn: str, store: type[MemoryStore]
+    emulator: Any, store: type[MemoryStore], recorded: tuple[Any, str]
 ) -> None:
     from airflow.listeners.listener import get_listener_manager
     from airflow.utils.state import TaskInstanceState
 
-    job = emulator.submit_useapi()
-    ti = task_instance()
-    record(store, ti, useapi_conn, [job])
+    ti, job = recorded
 
     # What TaskInstance.fetch_handle_failure_context calls in the scheduler, e.g. for a task
     # the executor could not start after its reschedule: a retry keeps waiting on the job.
@@ -188,13 +195,11 @@ def test_airflows_own_failure_handling_is_no_user_action_and_cancels_nothing(
 
 @needs_store
 def test_a_task_instance_in_a_worker_is_left_to_the_task(
-    emulator: Any, useapi_conn: str, store: type[MemoryStore]
+    emulator: Any, store: type[MemoryStore], recorded: tuple[Any, str]
 ) -> None:
     from airflow_provider_cancel.plugin import cancel_if_between_pokes
 
-    job = emulator.submit_useapi()
-    ti = task_instance()
-    record(store, ti, useapi_conn, [job])
+    ti, job = recorded
 
     class RuntimeTaskInstance:  # what the worker's listener hooks get
         dag_id, run_id, task_id, map_index = ti.dag_id, ti.run_id, ti.task_id, ti.map_index
