@@ -3,14 +3,15 @@ logged, never raising (the kill, the timeout or the deadline stays what the user
 
 Used by :class:`~airflow_provider_cancel.sensors.status.JobStatusSensor` (``on_kill`` and
 timeouts, in the worker), :class:`~airflow_provider_cancel.triggers.status.JobStatusTrigger`
-(``on_kill``, in the triggerer) and :func:`~airflow_provider_cancel.callbacks.cancel_on_deadline`
-(in the triggerer).
+(``on_kill``, in the triggerer), :func:`~airflow_provider_cancel.callbacks.cancel_on_deadline`
+(in the triggerer) and the listener plugin :mod:`airflow_provider_cancel.plugin` (in the API
+server).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,14 @@ from airflow_provider_cancel.status import CancelOutcome, CancelResult, JobStatu
 
 if TYPE_CHECKING:
     from airflow_provider_cancel.hooks.base import JobApiHook
+
+WATCHING_KEY = "airflow_provider_cancel.watching"
+"""Task state store key (Airflow >= 3.3) under which a ``mode="reschedule"``
+:class:`~airflow_provider_cancel.sensors.status.JobStatusSensor` with ``cancel_on_kill`` records,
+while it waits between two pokes, what a kill must cancel: ``{"try_number", "max_tries",
+"conn_id", "job_ids", "hook_params"}``. Written when a poke reschedules, removed when the next poke starts;
+read by the listener plugin (a user stops the task between pokes) and by the sensor's next try
+(the task was cleared between pokes)."""
 
 LEFT_RUNNING = (CancelOutcome.ERROR, CancelOutcome.NOT_FOUND, CancelOutcome.UNTRACKED)
 """Outcomes after which the job may still run (a 404 may be a wrong id; an untracked job runs
@@ -75,6 +84,45 @@ def cancel_watched(
     finally:
         pool.shutdown(wait=False)
     return log_outcomes(log, results, why, job_ids)
+
+
+def cancel_with_own_hook(
+    make_hook: Callable[[], JobApiHook], job_ids: list[str], *, log: Any, why: str
+) -> list[str]:
+    """:func:`cancel_watched` with a hook built for this cancel alone (a kill can interrupt a
+    poke that is using the task's hook), closed afterwards.
+
+    Returns the ids that may still be running; never raises."""
+    try:
+        hook = make_hook()
+    except Exception as error:
+        log.error(
+            "%s: cannot cancel (%s); these may still be running: %s",
+            why,
+            error,
+            ", ".join(job_ids),
+        )
+        return list(job_ids)
+    try:
+        return cancel_watched(hook, job_ids, log=log, why=why)
+    finally:
+        hook.close()
+
+
+def cancel_recorded(record: Any, *, log: Any, why: str) -> list[str]:
+    """Cancel what a sensor recorded under :data:`WATCHING_KEY`; never raises."""
+    from airflow_provider_cancel.hooks import hook_for_connection
+
+    if not isinstance(record, dict) or not isinstance(record.get("job_ids"), list):
+        log.error("%s: cannot cancel: %r holds no job ids this provider wrote", why, WATCHING_KEY)
+        return []
+    job_ids = [str(job_id) for job_id in record["job_ids"]]
+    return cancel_with_own_hook(
+        lambda: hook_for_connection(str(record["conn_id"]), record.get("hook_params") or {}),
+        job_ids,
+        log=log,
+        why=why,
+    )
 
 
 async def acancel_watched(

@@ -25,6 +25,7 @@ class FakeTI:
         self.dag_id = "fake_dag"
         self.run_id = f"fake_run_{next(_RUN_IDS)}"
         self.map_index = -1
+        self.try_number = 1
         self.max_tries = 0
         self.xcoms = dict(xcoms or {})
         self.pushed: dict[str, Any] = {}
@@ -42,3 +43,19 @@ class FakeTI:
         if (task_ids, key) in self.xcoms:
             return self.xcoms[(task_ids, key)]
         return self.xcoms.get(task_ids) if key == "return_value" else None
+
+
+class FakeTaskStateStore:
+    """``context["task_state_store"]`` (Airflow >= 3.3) without a supervisor: a dict."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cancel._compat import (
     AirflowException,
     AirflowFailException,
+    AirflowRescheduleException,
     AirflowSensorTimeout,
     AirflowSkipException,
     AirflowTaskTimeout,
@@ -68,8 +69,12 @@ class JobStatusSensor(BaseSensorOperator):
     waits: marked failed or success, cleared, its DAG run marked failed, or its worker stopped
     (``on_kill``); when deferred, by the trigger in the triggerer, after checking that the task
     really left deferral (a triggerer restart or a trigger moving to another triggerer never
-    cancels). With ``cancel_on_timeout`` (default) a ``timeout`` or ``execution_timeout`` that
-    ends the wait cancels the jobs first, then fails the task (or skips it with ``soft_fail``).
+    cancels). In ``mode="reschedule"`` on Airflow >= 3.3, between two pokes, it records the
+    jobs in the task state store (:data:`~airflow_provider_cancel.stopping.WATCHING_KEY`): the
+    provider's listener plugin cancels them when a user marks the task or its run, the next try
+    when the task was cleared. With ``cancel_on_timeout`` (default) a ``timeout`` or
+    ``execution_timeout`` that ends the wait cancels the jobs first, then fails the task (or
+    skips it with ``soft_fail``).
     What each Airflow version allows is in ``docs/cancellation.md``.
 
     :param conn_id: a ``useapi`` or ``writetext`` connection.
@@ -188,11 +193,88 @@ class JobStatusSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         """Wait (poke, reschedule or deferred); cancel first when a timeout ends the wait."""
+        self._take_over_watching(context)
         try:
             return self._execute(context)
+        except AirflowRescheduleException:
+            self._record_watching(context)
+            raise
         except (AirflowSensorTimeout, AirflowTaskTimeout, AirflowSkipException) as error:
             self._cancel_after_timeout(error)
             raise
+
+    def _watching_store(self, context: Context) -> Any:
+        """Airflow >= 3.3's task state store, when a kill between two pokes must cancel."""
+        if not self.cancel_on_kill or self.deferrable or self.mode != "reschedule":
+            return None
+        return context.get("task_state_store")
+
+    def _record_watching(self, context: Context) -> None:
+        """Leaving for a reschedule: record what a kill before the next poke must cancel.
+
+        No process of the task runs until then; the listener plugin (a user marks the task or
+        its run failed or success) or the next try (the task was cleared) reads the record.
+        """
+        store = self._watching_store(context)
+        if store is None:
+            return
+        from airflow_provider_cancel.stopping import WATCHING_KEY
+
+        try:
+            job_ids = self._job_ids()
+            ti = context.get("ti")
+            record = {
+                "try_number": getattr(ti, "try_number", None),
+                "max_tries": getattr(ti, "max_tries", None),
+                "conn_id": self.conn_id,
+                "job_ids": job_ids,
+                "hook_params": self.hook_params,
+            }
+            store.set(WATCHING_KEY, record)
+        except Exception as error:
+            self.log.warning(
+                "Task %r: could not record the jobs it watches (%s); a kill before the next "
+                "poke will not cancel them",
+                self.task_id,
+                error,
+            )
+            return
+        self.log.info(
+            "Task %r: recorded %d job(s) in the task state store (%r): a kill before the next "
+            "poke cancels them",
+            self.task_id,
+            len(job_ids),
+            WATCHING_KEY,
+        )
+
+    def _take_over_watching(self, context: Context) -> None:
+        """A poke starts: drop the record; cancel what it names if the task was cleared since
+        (no listener hook fires on a clear).
+
+        A clear raises ``max_tries`` to ``try_number + retries`` (``clear_task_instances``); a
+        retry does not, and keeps waiting on the same jobs.
+        """
+        store = self._watching_store(context)
+        if store is None:
+            return
+        from airflow_provider_cancel.stopping import WATCHING_KEY, cancel_recorded
+
+        try:
+            record = store.get(WATCHING_KEY)
+            if record is None:
+                return
+            store.delete(WATCHING_KEY)
+        except Exception as error:
+            self.log.warning("Task %r: could not read %r: %s", self.task_id, WATCHING_KEY, error)
+            return
+        max_tries = getattr(context.get("ti"), "max_tries", None)
+        recorded = record.get("max_tries") if isinstance(record, dict) else None
+        if isinstance(recorded, int) and isinstance(max_tries, int) and max_tries > recorded:
+            why = (
+                f"Task {self.task_id!r}: try {record.get('try_number')} was cleared while it "
+                "waited between two pokes"
+            )
+            cancel_recorded(record, log=self.log, why=why)
 
     def _execute(self, context: Context) -> Any:
         duplicates = job_ids_and_duplicates(self.job_id, task=self.task_id)[1]
@@ -326,15 +408,15 @@ class JobStatusSensor(BaseSensorOperator):
         why = f"Task {self.task_id!r}: {why}"
         try:
             job_ids = self._job_ids()
-            from airflow_provider_cancel.hooks import hook_from_connection
-            from airflow_provider_cancel.stopping import cancel_watched
-
-            # A hook of its own: a kill can interrupt a poke that is using ``self.hook``.
-            hook = hook_from_connection(self.hook.connection, self.hook_params)
         except Exception as error:
             self.log.error("%s: cannot cancel the jobs it watches: %s", why, error)
             return
-        try:
-            cancel_watched(hook, job_ids, log=self.log, why=why)
-        finally:
-            hook.close()
+        from airflow_provider_cancel.hooks import hook_from_connection
+        from airflow_provider_cancel.stopping import cancel_with_own_hook
+
+        cancel_with_own_hook(
+            lambda: hook_from_connection(self.hook.connection, self.hook_params),
+            job_ids,
+            log=self.log,
+            why=why,
+        )

@@ -5,6 +5,7 @@ deferral evidence from the trigger table and the audit log, and no secret anywhe
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +294,14 @@ def test_sensor_in_reschedule_mode_and_int_ids_from_an_xcomarg(
     assert result.reschedules.get("wait_texts", 0) >= 1, result.describe()
     assert "up_for_reschedule" in result.events["wait_texts"]
     assert result.events["wait_texts"][-1] == "success"
+    # With cancel_on_kill it recorded its jobs at each reschedule (Airflow >= 3.3's task state
+    # store, through the task runner) and took the record back at each poke: none is left.
+    assert "recorded 2 job(s) in the task state store" in result.output, result.describe()
+    assert "could not record" not in result.output
+    assert "could not read" not in result.output
+    with sqlite3.connect(result.home / "airflow.db") as db:
+        left = db.execute("SELECT task_id, key FROM task_state_store").fetchall()
+    assert left == [], left
     assert result.triggers == []
     for job in result.xcoms["submit_texts"]:
         assert result.jobs[job]["status"] == "Cancelled"

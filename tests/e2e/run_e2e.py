@@ -201,6 +201,9 @@ class Emulator:
     def configure(self, **settings: Any) -> None:
         self.call("POST", "config", settings)
 
+    def configure_fault(self, **fault: Any) -> None:
+        self.call("POST", "faults", fault)
+
 
 # ---------------------------------------------------------------------- processes
 
@@ -672,6 +675,74 @@ class Scenarios:
         """The run's final state (the scenarios leave no run behind)."""
         return wait_for_run(self.api, self.dep, dag_id, run_id)
 
+    def mark_wait_done(self, dag_id: str, run_id: str, state: str) -> None:
+        path = f"/dags/{dag_id}/dagRuns/{self.api.q(run_id)}/taskInstances/wait_done"
+        self.api.call("PATCH", path, {"new_state": state})
+
+    def clear_wait_done(self, dag_id: str, run_id: str) -> None:
+        self.api.call(
+            "POST",
+            f"/dags/{dag_id}/clearTaskInstances",
+            {
+                "dry_run": False,
+                "task_ids": ["wait_done"],
+                "dag_run_id": run_id,
+                "only_failed": False,
+                "reset_dag_runs": True,
+            },
+        )
+
+    def cancelled_once(self, job_id: str, after: str, problems: list[str]) -> float | None:
+        """Seconds until the job read cancelled (within 60 s), then exactly one cancel call."""
+        took = self.wait_cancelled(job_id, 60)
+        if took is None:
+            problems.append(f"the job was not cancelled within 60 s of {after}")
+        time.sleep(3)  # a second cancel call would show by now
+        if self.emulator.job(job_id)["cancel_calls"] != 1:
+            problems.append("expected exactly 1 cancel call")
+        return took
+
+    def completes_uncancelled(
+        self, dag_id: str, run_id: str, job_id: str, problems: list[str]
+    ) -> str:
+        """Let the job complete: the sensor and its run succeed, no cancel call; the run's state."""
+        self.emulator.set_status(job_id, "completed")
+        state = self.settle(dag_id, run_id)
+        ti_state = self.api.task_instances(dag_id, run_id)["wait_done"]["state"]
+        if state != "success" or ti_state != "success":
+            problems.append(f"wait_done ended {ti_state}, the run {state}; expected success")
+        if self.emulator.job(job_id)["cancel_calls"] != 0:
+            problems.append("expected no cancel call")
+        self.left_running.add(job_id)
+        return state
+
+    def watching_record(self, dag_id: str, run_id: str) -> Any:
+        """What a reschedule-mode sensor recorded for a kill between pokes (None: nothing)."""
+        from airflow_provider_cancel.stopping import WATCHING_KEY
+
+        path = (
+            f"/dags/{dag_id}/dagRuns/{self.api.q(run_id)}/taskInstances/wait_done"
+            f"/state-store/{WATCHING_KEY}"
+        )
+        answer = self.api.call("GET", path, ok=(200, 404))
+        return answer.get("value") if "value" in answer else None
+
+    def waiting_between_pokes(self, dag_id: str) -> tuple[str, str, list[str]]:
+        """Trigger ``dag_id`` and wait until its reschedule-mode sensor gave its slot back;
+        (run id, job id, problems: [] when the sensor recorded its job for a kill)."""
+        run_id, job_id = self.start_waiting(dag_id, "up_for_reschedule")
+        record = self.watching_record(dag_id, run_id)
+        if not isinstance(record, dict) or record.get("job_ids") != [job_id]:
+            return run_id, job_id, [f"the sensor did not record its job: {record}"]
+        return run_id, job_id, []
+
+    def listener_cancelled(self, run_id: str) -> bool:
+        """Whether the API server's listener (the provider's plugin) cancelled for this run."""
+        text = (self.dep.logs / "api-server.log").read_text(errors="replace")
+        return any(
+            "between two pokes: cancelling" in line and run_id in line for line in text.splitlines()
+        )
+
     def task_log(self, dag_id: str, run_id: str, task_id: str) -> str:
         folder = self.dep.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
         return "\n".join(
@@ -685,21 +756,12 @@ class Scenarios:
         dag_id = "e2e_kill_deferred"
         run_id, job_id = self.start_waiting(dag_id, "deferred")
         time.sleep(KILL_POLL_INTERVAL)  # the trigger has polled the running job
-        self.api.call(
-            "PATCH",
-            f"/dags/{dag_id}/dagRuns/{self.api.q(run_id)}/taskInstances/wait_done",
-            {"new_state": "failed"},
-        )
+        self.mark_wait_done(dag_id, run_id, "failed")
         bound = KILL_POLL_INTERVAL + 5
-        took = self.wait_cancelled(job_id, 60)
-        problems = []
-        if took is None:
-            problems.append("the job was not cancelled within 60 s of marking the task failed")
-        elif took > bound:
+        problems: list[str] = []
+        took = self.cancelled_once(job_id, "marking the task failed", problems)
+        if took is not None and took > bound:
             problems.append(f"cancelled after {took:.1f}s, more than poll interval + 5 s")
-        time.sleep(3)  # a second cancel call would show by now
-        if self.emulator.job(job_id)["cancel_calls"] != 1:
-            problems.append("expected exactly 1 cancel call")
         if self.api.task_instances(dag_id, run_id)["wait_done"]["state"] != "failed":
             problems.append("wait_done is not failed")
         extra = f", {took:.1f}s after the PATCH (bound {bound:g}s)" if took is not None else ""
@@ -710,17 +772,7 @@ class Scenarios:
         dag_id = "e2e_clear_poking"
         run_id, job_id = self.start_waiting(dag_id, "running")
         time.sleep(POLL_INTERVAL * 2)  # a couple of pokes
-        self.api.call(
-            "POST",
-            f"/dags/{dag_id}/clearTaskInstances",
-            {
-                "dry_run": False,
-                "task_ids": ["wait_done"],
-                "dag_run_id": run_id,
-                "only_failed": False,
-                "reset_dag_runs": True,
-            },
-        )
+        self.clear_wait_done(dag_id, run_id)
         took = self.wait_cancelled(job_id, 60)
         problems = [] if took is not None else ["the job was not cancelled after the clear"]
         extra = f", {took:.1f}s after the clear" if took is not None else ""
@@ -739,6 +791,87 @@ class Scenarios:
         if self.api.run_state(dag_id, run_id) != "failed":
             problems.append("the run is not failed")
         self.report("run-marked-failed", job_id, problems, extra)
+
+    def stopped_between_pokes(self, name: str, dag_id: str, how: str) -> None:
+        """Mark the task or its run failed while its reschedule-mode sensor waits between two
+        pokes: the API server's listener cancels, exactly once."""
+        run_id, job_id, problems = self.waiting_between_pokes(dag_id)
+        if how == "task":
+            self.mark_wait_done(dag_id, run_id, "failed")
+        else:
+            self.api.call(
+                "PATCH", f"/dags/{dag_id}/dagRuns/{self.api.q(run_id)}", {"state": "failed"}
+            )
+        took = self.cancelled_once(job_id, "the PATCH", problems)
+        if self.api.task_instances(dag_id, run_id)["wait_done"]["state"] != "failed":
+            problems.append("wait_done is not failed")
+        if self.watching_record(dag_id, run_id) is not None:
+            problems.append("the record is still in the task state store")
+        if not self.listener_cancelled(run_id):
+            problems.append("the API server's log does not show the listener cancelling")
+        state = self.settle(dag_id, run_id)
+        extra = (
+            f", {took:.1f}s after the PATCH, by the API server's listener"
+            if took is not None
+            else ""
+        )
+        self.report(name, job_id, problems, f"{extra}, run {state}")
+
+    def mark_failed_rescheduled(self) -> None:
+        self.stopped_between_pokes("mark-failed-rescheduled", "e2e_mark_failed_rescheduled", "task")
+
+    def run_failed_rescheduled(self) -> None:
+        self.stopped_between_pokes("run-failed-rescheduled", "e2e_run_failed_rescheduled", "run")
+
+    def mark_failed_rescheduled_poking(self) -> None:
+        """Marked failed while a reschedule-mode poke runs: its ``on_kill`` cancels, once; the
+        listener finds no record (the poke took it when it started) and cancels nothing."""
+        dag_id = "e2e_mark_failed_resched_poking"
+        run_id, job_id, problems = self.waiting_between_pokes(dag_id)
+        # The next poke's status read hangs 20 s, so the PATCH lands while it runs.
+        self.emulator.configure_fault(kind="hang", call="status", count=1, hang_seconds=20)
+
+        def poking() -> bool:
+            state = self.api.task_instances(dag_id, run_id)["wait_done"]["state"]
+            return state == "running" and self.watching_record(dag_id, run_id) is None
+
+        wait_for("wait_done's next poke to run", poking, 60, 0.2)
+        time.sleep(1)  # inside the hanging status read
+        self.mark_wait_done(dag_id, run_id, "failed")
+        took = self.cancelled_once(job_id, "the PATCH", problems)
+        self.emulator.call("DELETE", "faults")
+        if self.listener_cancelled(run_id):
+            problems.append("the API server's listener cancelled too")
+        if "task killed" not in self.task_log(dag_id, run_id, "wait_done"):
+            problems.append("the task log does not show on_kill cancelling")
+        state = self.settle(dag_id, run_id)
+        extra = f", {took:.1f}s after the PATCH, by on_kill" if took is not None else ""
+        self.report("mark-failed-rescheduled-poking", job_id, problems, f"{extra}, run {state}")
+
+    def clear_rescheduled(self) -> None:
+        dag_id = "e2e_clear_rescheduled"
+        run_id, job_id, problems = self.waiting_between_pokes(dag_id)
+        self.clear_wait_done(dag_id, run_id)
+        took = self.wait_cancelled(job_id, 90)
+        if took is None:
+            problems.append("the job was not cancelled within 90 s of the clear")
+        # The next try cancels what the cleared one recorded, then finds its job cancelled.
+        state = self.settle(dag_id, run_id)
+        if self.emulator.job(job_id)["cancel_calls"] != 1:
+            problems.append("expected exactly 1 cancel call")
+        said = self.task_log(dag_id, run_id, "wait_done")
+        if "was cleared while it waited between two pokes" not in said:
+            problems.append("the next try's log does not say it cancelled the cleared try's jobs")
+        extra = f", {took:.1f}s after the clear, by the next try" if took is not None else ""
+        self.report("clear-rescheduled", job_id, problems, f"{extra}, run {state}")
+
+    def rescheduled_succeeds_no_cancel(self) -> None:
+        dag_id = "e2e_rescheduled_succeeds"
+        run_id, job_id, problems = self.waiting_between_pokes(dag_id)
+        state = self.completes_uncancelled(dag_id, run_id, job_id, problems)
+        if self.watching_record(dag_id, run_id) is not None:
+            problems.append("the record is still in the task state store")
+        self.report("rescheduled-succeeds-no-cancel", job_id, problems, f", run {state}")
 
     def execution_timeout_deferred(self) -> None:
         dag_id = "e2e_exec_timeout"
@@ -807,14 +940,7 @@ class Scenarios:
         time.sleep(POLL_INTERVAL * 2)
         if self.emulator.job(job_id)["normalized"] == "cancelled":
             problems.append("the job was cancelled by a triggerer restart")
-        self.emulator.set_status(job_id, "completed")
-        state = self.settle(dag_id, run_id)
-        ti_state = self.api.task_instances(dag_id, run_id)["wait_done"]["state"]
-        if state != "success" or ti_state != "success":
-            problems.append(f"wait_done ended {ti_state}, the run {state}; expected success")
-        if self.emulator.job(job_id)["cancel_calls"] != 0:
-            problems.append("expected no cancel call")
-        self.left_running.add(job_id)
+        self.completes_uncancelled(dag_id, run_id, job_id, problems)
         self.report("triggerer-restart-no-cancel", job_id, problems, extra)
 
 
@@ -825,6 +951,11 @@ SCENARIO_DAGS = [
     "e2e_exec_timeout",
     "e2e_restart_no_cancel",
     "example_deadline_cancel",
+    "e2e_mark_failed_rescheduled",
+    "e2e_run_failed_rescheduled",
+    "e2e_mark_failed_resched_poking",
+    "e2e_clear_rescheduled",
+    "e2e_rescheduled_succeeds",
 ]
 
 
@@ -844,6 +975,11 @@ def check_cancellation(
         scenarios.mark_failed_deferred,
         scenarios.clear_poking,
         scenarios.run_marked_failed,
+        scenarios.mark_failed_rescheduled,
+        scenarios.run_failed_rescheduled,
+        scenarios.mark_failed_rescheduled_poking,
+        scenarios.clear_rescheduled,
+        scenarios.rescheduled_succeeds_no_cancel,
         scenarios.execution_timeout_deferred,
         scenarios.deadline_missed,
         scenarios.triggerer_restart_no_cancel,

@@ -14,6 +14,7 @@ import pytest
 from airflow_provider_cancel._compat import (
     AIRFLOW_V_3_0_PLUS,
     AirflowFailException,
+    AirflowRescheduleException,
     AirflowSensorTimeout,
     AirflowSkipException,
     AirflowTaskTimeout,
@@ -22,7 +23,9 @@ from airflow_provider_cancel._compat import (
 from airflow_provider_cancel._compat import Context as TaskContext
 from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
 from airflow_provider_cancel.sensors.status import JobStatusSensor
+from airflow_provider_cancel.stopping import WATCHING_KEY
 from tests.conftest import FAST
+from tests.fakes import FakeTaskStateStore
 
 Context = Callable[..., TaskContext]
 
@@ -293,3 +296,138 @@ def test_a_deferral_ended_by_execution_timeout_cancels_then_fails_as_a_task_time
         wait.resume_execution("__fail__", {"error": "Trigger timeout"}, context)
 
     assert statuses(emulator, job) == ["cancelled"]
+
+
+# ---------------------------------------------------------------------- between two pokes
+
+
+def rescheduling(
+    emulator: Any, conn_id: str, make_context: Context, **kwargs: Any
+) -> tuple[JobStatusSensor, TaskContext, FakeTaskStateStore, str]:
+    """A reschedule-mode sensor whose job runs, with a task state store in its context."""
+    store = FakeTaskStateStore()
+    context = make_context()
+    context["task_state_store"] = store
+    kwargs.setdefault("mode", "reschedule")
+    return sensor(conn_id, emulator.submit_useapi(), **kwargs), context, store, WATCHING_KEY
+
+
+def rescheduled(
+    emulator: Any, conn_id: str, make_context: Context
+) -> tuple[JobStatusSensor, TaskContext, FakeTaskStateStore, str]:
+    """The same, after its first poke found the job running and gave the slot back."""
+    wait, context, store, key = rescheduling(emulator, conn_id, make_context)
+    with pytest.raises(AirflowRescheduleException):
+        wait.execute(context)
+    return wait, context, store, key
+
+
+def test_a_reschedule_records_what_a_kill_before_the_next_poke_must_cancel(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    wait, _, store, key = rescheduled(emulator, useapi_conn, make_context)
+
+    job = wait.job_id
+    assert store.values == {
+        key: {
+            "try_number": 1,
+            "max_tries": 0,
+            "conn_id": useapi_conn,
+            "job_ids": [job],
+            "hook_params": FAST,
+        }
+    }
+    assert emulator.job(job)["cancel_calls"] == 0
+
+
+def test_the_next_poke_takes_the_record_and_cancels_nothing(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    wait, context, store, _ = rescheduled(emulator, useapi_conn, make_context)
+    emulator.set_status(wait.job_id, "completed")
+
+    wait.execute(context)  # the same try pokes again and succeeds
+
+    assert store.values == {}
+    assert emulator.job(wait.job_id)["cancel_calls"] == 0
+
+
+def test_a_try_cleared_between_pokes_is_cancelled_by_the_next_try(
+    emulator: Any, useapi_conn: str, make_context: Context, all_logs: Callable[[], str]
+) -> None:
+    wait, context, store, _ = rescheduled(emulator, useapi_conn, make_context)
+    # Cleared: a new try, and Airflow raises max_tries to try_number + retries (a retry does not).
+    context["ti"].try_number, context["ti"].max_tries = 2, 1
+
+    # It cancels what try 1 watched, then finds that job cancelled, not completed.
+    with pytest.raises(AirflowFailException, match="will never reach a success status"):
+        wait.execute(context)
+
+    assert emulator.job(wait.job_id)["cancel_calls"] == 1
+    assert store.values == {}
+    assert "try 1 was cleared while it waited between two pokes" in all_logs()
+
+
+def test_a_retry_after_a_try_that_ended_between_pokes_keeps_waiting(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    # Try 1 rescheduled, then failed without poking again (e.g. stuck in the queue): a retry.
+    wait, context, store, _ = rescheduled(emulator, useapi_conn, make_context)
+    context["ti"].try_number = 2
+    emulator.set_status(wait.job_id, "completed")
+
+    wait.execute(context)
+
+    assert emulator.job(wait.job_id)["cancel_calls"] == 0
+    assert store.values == {}
+
+
+def test_a_kill_during_a_poke_cancels_once_from_on_kill(
+    emulator: Any, useapi_conn: str, make_context: Context
+) -> None:
+    wait, context, store, _ = rescheduled(emulator, useapi_conn, make_context)
+    seen: list[dict[str, Any]] = []
+    poke = wait.poke
+
+    def poke_then_killed(ctx: Any) -> bool:
+        seen.append(dict(store.values))  # what the API server's listener would find now
+        wait.on_kill()
+        return poke(ctx)
+
+    wait.poke = poke_then_killed  # type: ignore[method-assign,assignment]
+    with pytest.raises(AirflowFailException):
+        wait.execute(context)
+
+    assert seen == [{}]  # the listener finds no record while a poke runs: it cancels nothing
+    assert emulator.job(wait.job_id)["cancel_calls"] == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"mode": "poke"}, {"cancel_on_kill": False}, {"deferrable": True, "timeout": 1}]
+)
+def test_nothing_is_recorded_when_no_reschedule_kill_must_cancel(
+    emulator: Any, useapi_conn: str, make_context: Context, kwargs: dict[str, Any]
+) -> None:
+    wait, context, store, _ = rescheduling(
+        emulator, useapi_conn, make_context, **{"timeout": 0.2, **kwargs}
+    )
+
+    with pytest.raises((AirflowRescheduleException, AirflowSensorTimeout, TaskDeferred)):
+        wait.execute(context)
+
+    assert store.values == {}
+
+
+def test_a_store_that_fails_is_logged_and_the_reschedule_goes_on(
+    emulator: Any, useapi_conn: str, make_context: Context, all_logs: Callable[[], str]
+) -> None:
+    wait, context, store, _ = rescheduling(emulator, useapi_conn, make_context)
+
+    def broken(key: str, value: Any) -> None:
+        raise RuntimeError("store down")
+
+    store.set = broken  # type: ignore[method-assign]
+    with pytest.raises(AirflowRescheduleException):
+        wait.execute(context)
+
+    assert "could not record the jobs it watches (store down)" in all_logs()

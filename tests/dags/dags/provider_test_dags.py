@@ -79,6 +79,8 @@ def provider_test_reschedule():
         poke_interval=1,
         timeout=60,
         deferrable=False,
+        # Airflow >= 3.3: records its jobs in the task state store at each reschedule.
+        cancel_on_kill=True,
     )
     cancel_numeric >> wait_numeric
     submit_texts() >> cancel_texts >> wait_texts

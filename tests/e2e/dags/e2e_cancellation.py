@@ -3,7 +3,8 @@
 ``tests/e2e/run_e2e.py`` triggers each through the REST API and then, while the sensor waits on
 a useapi job that runs for 5 minutes in the emulator: marks the deferred task failed, clears the
 poking task, marks the DAG run failed, lets ``execution_timeout`` end a deferral, or stops and
-restarts the triggerer. ``example_deadline_cancel`` (in ``example_dags``) covers deadlines.
+restarts the triggerer; and, between two pokes of a ``mode="reschedule"`` sensor, marks the task
+or its run failed, clears it, or lets its job complete. ``example_deadline_cancel`` (in ``example_dags``) covers deadlines.
 """
 
 from __future__ import annotations
@@ -62,3 +63,12 @@ waiting_dag(
     execution_timeout=timedelta(seconds=20),
 )
 waiting_dag("e2e_restart_no_cancel", deferrable=True, poke_interval=2, timeout=900)
+# Reschedule mode: 20 s between pokes, so the driver acts while no process of the task runs.
+for dag_id in (
+    "e2e_mark_failed_rescheduled",
+    "e2e_run_failed_rescheduled",
+    "e2e_mark_failed_resched_poking",
+    "e2e_clear_rescheduled",
+    "e2e_rescheduled_succeeds",
+):
+    waiting_dag(dag_id, deferrable=False, mode="reschedule", poke_interval=20, timeout=900)
