@@ -55,7 +55,7 @@ def _task_ids(xcom_task_ids: str | Sequence[str] | None) -> list[str]:
     return [xcom_task_ids] if isinstance(xcom_task_ids, str) else list(xcom_task_ids or [])
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity, like any callback function
 class CancelOnFailure:
     """An ``on_failure_callback`` (task or DAG level) that cancels jobs; made by
     ``cancel_on_failure(...)``.

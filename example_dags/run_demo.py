@@ -34,6 +34,40 @@ EXPECTED_RUN_STATE = {
     "example_useapi_services": "success",
 }
 
+SERVICES = ("faceswap", "flowmusic", "kling")
+"""The useapi.net services ``example_useapi_services`` cancels jobs of."""
+
+# Final state of every task, per DAG.
+EXPECTED_DEMO_TASKS: dict[str, dict[str, str]] = {
+    "example_useapi_cancel": {
+        "submit": "success",
+        "cancel": "success",
+        "wait_cancelled": "success",
+    },
+    "example_writetext_bulk_cancel": {
+        "submit": "success",
+        "cancel_all": "success",
+        "wait_cancelled": "success",
+    },
+    "example_cancel_on_failure": {
+        "submit_images": "success",
+        "submit_texts": "success",
+        "publish": "failed",  # on purpose: its callbacks cancel what the submit tasks started
+    },
+    "example_cleanup_on_failure": {
+        "submit": "success",
+        "check_budget": "failed",  # on purpose: the one_failed cleanup cancels the jobs
+        "cancel_submitted": "success",
+        "confirm_cancelled": "success",
+    },
+    # on purpose: the sensor's timeout cancels the job, soft_fail skips the task
+    "example_cancel_on_kill": {"submit": "success", "wait_done": "skipped"},
+    "example_useapi_services": {
+        **{f"{step}_{service}": "success" for step in ("submit", "cancel") for service in SERVICES},
+        "wait_flowmusic_cancelled": "success",
+    },
+}
+
 # What a DAG's jobs must end as, by the emulator's job key (its ``api``); any other job: cancelled.
 EXPECTED_JOB_END: dict[str, dict[str, str]] = {
     # Kling's cancel only stops useapi's tracking: the job goes on upstream.
@@ -81,6 +115,12 @@ def main() -> int:
                 failures.append(f"{dag_id}: started no job")
             if run.run_state != expected:
                 failures.append(f"{dag_id}: run ended {run.run_state}, expected {expected}")
+            if run.task_states != EXPECTED_DEMO_TASKS[dag_id]:
+                failures.append(
+                    f"{dag_id}: tasks {run.task_states}, expected {EXPECTED_DEMO_TASKS[dag_id]}"
+                )
+            if run.returncode != (0 if expected == "success" else 1):  # -1: it timed out
+                failures.append(f"{dag_id}: `airflow dags test` exited {run.returncode}")
     for dag_id, why in NOT_IN_DEMO.items():
         print(f"\n== {dag_id}: not run here ({why}); `make e2e` runs it")
     if failures:

@@ -69,6 +69,7 @@ def test_the_rewrite_touches_only_the_sdk_import() -> None:
 def test_example_dag_on_airflow2(runs: dict[str, DagRun], dag_id: str) -> None:
     run = runs[dag_id]
     where = f"{dag_id} on Airflow 2:\n{run.describe()}"
+    assert run.returncode != -1, f"`airflow dags test` timed out\n{where}"
     assert run.run_state == EXPECTED_RUN_STATE[dag_id], where
     assert run.task_states == EXPECTED_TASKS[dag_id], where
     assert run.jobs, f"{dag_id} started no job\n{where}"

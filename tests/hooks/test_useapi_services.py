@@ -235,3 +235,50 @@ def test_a_scheduler_service_from_the_connection_fails_the_wait_at_run_time(usea
     sensor = JobCancelledSensor(task_id="wait", conn_id="svc", job_id="12345")
     with pytest.raises(AirflowFailException, match="nothing to wait for"):
         sensor.poke({})
+
+
+# ---------------------------------------------------------------------- the catalog, by hand
+
+# Every service's cancel and read as docs/useapi-services.md (the useapi.net pages) writes them,
+# typed here by hand: the emulator builds its services from the hook's descriptions, so only a
+# table like this one catches a wrong path in a description.
+CATALOG: dict[tuple[str, str], tuple[str, str | None]] = {
+    ("midjourney", "v2"): ("GET /v2/jobs/cancel/?jobid=12345", "GET /v2/jobs/?jobid=12345"),
+    ("midjourney", "v3"): ("DELETE /v3/midjourney/jobs/12345", "GET /v3/midjourney/jobs/12345"),
+    ("faceswap", "v1"): (
+        "GET /v1/faceswap/jobs/cancel/?jobid=12345",
+        "GET /v1/faceswap/jobs/?jobid=12345",
+    ),
+    ("pixverse", "v1"): (
+        "GET /v1/pixverse/jobs/cancel/?jobid=12345",
+        "GET /v1/pixverse/jobs/?jobid=12345",
+    ),
+    ("flowmusic", "v1"): ("DELETE /v1/flowmusic/jobs/12345", "GET /v1/flowmusic/jobs/12345"),
+    ("gemini-notebook", "v1"): (
+        "DELETE /v1/gemini-notebook/jobs/12345",
+        "GET /v1/gemini-notebook/jobs/12345",
+    ),
+    ("kling", "v1"): ("DELETE /v1/kling/scheduler/12345", None),
+    ("minimax", "v1"): ("DELETE /v1/minimax/scheduler/12345", "GET /v1/minimax/videos/12345"),
+    ("tempolor", "v1"): ("DELETE /v1/tempolor/scheduler/12345", None),
+    # PixVerse v2's video read answers 404 while the video is processing: no read to watch with.
+    ("pixverse", "v2"): ("DELETE /v2/pixverse/scheduler/12345", None),
+}
+
+
+def test_the_catalog_table_covers_every_service() -> None:
+    assert set(CATALOG) == set(SERVICES)
+
+
+@pytest.mark.parametrize(("service", "version"), list(CATALOG))
+def test_each_service_sends_the_documented_requests(useapi, service, version) -> None:
+    cancel, read = CATALOG[(service, version)]
+    hook = useapi(service, version)
+    sent = hook.cancel_request("12345")
+    assert f"{sent.method} {sent.path}" == cancel
+    if read is None:
+        with pytest.raises(ConnectionConfigError, match="no documented way to read one job"):
+            hook.status_request("12345")
+    else:
+        sent = hook.status_request("12345")
+        assert f"{sent.method} {sent.path}" == read
