@@ -39,6 +39,7 @@ def test_returns_a_callable_usable_as_on_failure_callback() -> None:
     assert isinstance(callback, CancelOnFailure)
     assert callable(callback)
     assert "useapi_default" in repr(callback)
+    assert {callback: 1}[callback] == 1  # hashable, like the functions callbacks usually are
 
 
 def test_cancels_literal_ids(emulator: Any, useapi_conn: str) -> None:
