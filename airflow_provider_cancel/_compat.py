@@ -74,6 +74,7 @@ __all__ = [
     "TriggerEvent",
     "aget_connection",
     "apull_run_xcom",
+    "arun_map_indexes",
     "atask_instance_state",
     "conf",
     "deadline_async_callback",
@@ -210,15 +211,37 @@ def deadline_async_callback() -> Any:
     return AsyncCallback
 
 
-async def apull_run_xcom(dag_id: str, run_id: str, task_id: str, key: str) -> Any:
-    """An unmapped task's XCom in a given run, read from the triggerer (Airflow 3).
+async def arun_map_indexes(dag_id: str, run_id: str, task_id: str) -> list[int]:
+    """A task's map indexes in a given run, read from the triggerer (Airflow 3): ``[-1]`` for
+    an unmapped task (or a mapped one not expanded yet), else each index, in order.
 
-    ``XCom.get_one`` asks the triggerer's supervisor (``GetXCom``), which the triggerer
-    serves like a worker's; it is what ``ti.xcom_pull`` uses, with the configured backend.
+    ``RuntimeTaskInstance.get_task_states`` asks the triggerer's supervisor (``GetTaskStates``);
+    the execution API's ``/task-instances/states`` keys a run's instances ``<task_id>`` when
+    unmapped and ``<task_id>_<map_index>`` when mapped. Asking for one task at a time keeps those
+    keys unambiguous (``submit_1`` cannot be another task's).
+    """
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+    from asgiref.sync import sync_to_async
+
+    states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+        dag_id=dag_id, task_ids=[task_id], run_ids=[run_id]
+    )
+    keys = states.get(run_id) or {}
+    if not keys:
+        raise LookupError(f"no task {task_id!r} in run {run_id!r}")
+    return sorted(-1 if k == task_id else int(k.removeprefix(f"{task_id}_")) for k in keys)
+
+
+async def apull_run_xcom(dag_id: str, run_id: str, task_id: str, key: str, map_index: int) -> Any:
+    """A task instance's XCom in a given run, read from the triggerer (Airflow 3).
+
+    ``XCom.get_one`` asks the triggerer's supervisor (``GetXCom``, which takes a map index),
+    which the triggerer serves like a worker's; it is what ``ti.xcom_pull`` uses, with the
+    configured backend.
     """
     from airflow.sdk.execution_time.xcom import XCom
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(XCom.get_one)(
-        key=key, dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=-1
+        key=key, dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=map_index
     )

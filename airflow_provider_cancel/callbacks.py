@@ -178,13 +178,13 @@ async def cancel_jobs_on_deadline(
     its deadline: cancel the literal ids and those the named tasks of that run pushed.
 
     ``context`` is what Airflow 3.3 passes a deadline callback: ``{"dag_run": {...},
-    "deadline": {...}}`` (``airflow/models/deadline.py``, ``Deadline.handle_miss``); the run's
-    XCom is read through the triggerer's supervisor (``XCom.get_one``, as ``ti.xcom_pull``
-    does in a task). Returns a one-line summary, which Airflow stores as the callback's output
+    "deadline": {...}}`` (``airflow/models/deadline.py``, ``Deadline.handle_miss``). The run's
+    XCom is read through the triggerer's supervisor: each task's map indexes (``GetTaskStates``),
+    then each instance's XCom (``XCom.get_one``, as ``ti.xcom_pull`` does in a task). Returns a one-line summary, which Airflow stores as the callback's output
     (a string column: Airflow 3.3.2's triggerer crashes storing a dict there). Best effort:
     logs and never raises.
     """
-    from airflow_provider_cancel._compat import aget_connection, apull_run_xcom
+    from airflow_provider_cancel._compat import aget_connection, apull_run_xcom, arun_map_indexes
     from airflow_provider_cancel.hooks import hook_from_connection
     from airflow_provider_cancel.hooks.transport import holding_async_clients
     from airflow_provider_cancel.stopping import acancel_watched
@@ -194,12 +194,22 @@ async def cancel_jobs_on_deadline(
     where = f"Deadline missed by DAG {dag_id!r} run {run_id!r}"
     sources: list[tuple[str, Any]] = [] if job_ids is None else [("cancel_on_deadline", job_ids)]
     for task_id in xcom_task_ids or []:
+        if not dag_id or not run_id:
+            log.error("%s: the callback's context names no DAG run to read %r of", where, task_id)
+            continue
         try:
-            if not dag_id or not run_id:
-                raise LookupError("the callback's context names no DAG run")
-            sources.append((task_id, await apull_run_xcom(dag_id, run_id, task_id, xcom_key)))
-        except Exception:  # still cancel the literal ids and the other tasks' jobs
-            log.exception("%s: could not read the XCom of task %r", where, task_id)
+            map_indexes = await arun_map_indexes(dag_id, run_id, task_id)
+        except Exception:  # read it as an unmapped task, as before mapped tasks were read
+            log.exception("%s: could not list the map indexes of task %r", where, task_id)
+            map_indexes = [-1]
+        for map_index in map_indexes:
+            name = task_id if map_index < 0 else f"{task_id}[{map_index}]"
+            try:
+                value = await apull_run_xcom(dag_id, run_id, task_id, xcom_key, map_index)
+            except Exception:  # still cancel the literal ids and the other instances' jobs
+                log.exception("%s: could not read the XCom of task %r", where, name)
+                continue
+            sources.append((name, value))
     ids = collect_job_ids(where, sources, xcom_key)
     if not ids:
         log.info("%s: no job ids to cancel", where)
@@ -234,7 +244,8 @@ def cancel_on_deadline(
 
     :param conn_id: a ``useapi`` or ``writetext`` connection.
     :param job_ids: ids to cancel, given literally (a string or a list).
-    :param xcom_task_ids: task(s) of the run whose XCom names jobs to cancel (unmapped tasks).
+    :param xcom_task_ids: task(s) of the run whose XCom names jobs to cancel; for a mapped
+        task, what every map index pushed.
     :param xcom_key: the XCom key those tasks pushed the ids under.
     :param hook_params: passed to the hook (JSON values: they are stored with the DAG).
 

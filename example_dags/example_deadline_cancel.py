@@ -2,9 +2,10 @@
 
 Copy this when a job is only worth its price if the whole run finishes in time. The DAG's
 ``DeadlineAlert`` fires 30 seconds after the run was queued; its callback, made by
-``cancel_on_deadline``, runs in the triggerer and cancels the jobs that ``submit`` of *that
-run* pushed to XCom. ``JobStatusSensor`` then sees the job cancelled instead of completed and
-fails the run: a missed deadline is a failure.
+``cancel_on_deadline``, runs in the triggerer and cancels the jobs that ``submit`` and every
+map index of the mapped ``submit_variants`` of *that run* pushed to XCom. ``JobStatusSensor``
+then sees the job cancelled instead of completed and fails the run: a missed deadline is a
+failure.
 
 Deadlines are checked by the scheduler, so ``airflow dags test`` (``make demo``) cannot show
 this one; ``make e2e`` runs it on a real deployment. Needs a ``useapi`` connection named
@@ -31,18 +32,27 @@ from airflow_provider_cancel.sensors.status import JobStatusSensor
     deadline=DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=timedelta(seconds=30),
-        callback=cancel_on_deadline("useapi_default", xcom_task_ids="submit"),
+        callback=cancel_on_deadline("useapi_default", xcom_task_ids=["submit", "submit_variants"]),
     ),
 )
 def example_deadline_cancel():
-    @task
-    def submit() -> str:
+    def imagine(prompt: str) -> str:
         from airflow_provider_cancel.hooks.useapi import UseApiHook
 
         job = UseApiHook("useapi_default").request(
-            "POST", "/v2/jobs/imagine", json={"prompt": "a night train, gouache"}
+            "POST", "/v2/jobs/imagine", json={"prompt": prompt}
         )
         return job["jobid"]
+
+    @task
+    def submit() -> str:
+        return imagine("a night train, gouache")
+
+    @task
+    def submit_variants(style: str) -> str:  # mapped: one job per style, each index's id
+        return imagine(f"a night train, {style}")
+
+    submit_variants.expand(style=["ink", "pastel", "woodcut"])
 
     JobStatusSensor(
         task_id="wait_done",

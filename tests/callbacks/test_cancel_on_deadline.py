@@ -1,8 +1,9 @@
 """cancel_on_deadline: what ``DeadlineAlert(callback=...)`` takes, checked at DAG parse, and the
 callback Airflow awaits in the triggerer when a run misses its deadline, against the emulator.
 
-The run's XCom is read through the triggerer's supervisor (``XCom.get_one``); here the XCom
-read is given (``run_xcom``) because no supervisor runs under pytest. ``make e2e``
+The run's XCom is read through the triggerer's supervisor (``GetTaskStates``, then ``GetXCom``
+for each map index); here ``Supervisor`` answers those messages in its place, at the transport
+(``SUPERVISOR_COMMS.send``), because no supervisor runs under pytest. ``make e2e``
 (``deadline-missed``) runs the whole path on a real deployment."""
 
 from __future__ import annotations
@@ -35,22 +36,52 @@ async def _close_async_clients() -> AsyncIterator[None]:
     await close_async_clients()
 
 
+class Supervisor:
+    """The triggerer's supervisor, at the transport (``SUPERVISOR_COMMS.send``): answers
+    ``GetTaskStates`` and ``GetXCom`` for a run whose tasks pushed ``pushed``: a task's value,
+    ``{map_index: value}`` for a mapped task; an exception value fails that ``GetXCom``."""
+
+    def __init__(self, pushed: dict[str, Any]) -> None:
+        self.pushed = pushed
+        self.asked: list[tuple[Any, ...]] = []
+
+    def instances(self, task_id: str) -> dict[str, Any]:
+        value = self.pushed.get(task_id, {})  # a task the run does not have: no instance
+        if task_id in self.pushed and not isinstance(value, dict):
+            return {task_id: value}
+        return {f"{task_id}_{index}": v for index, v in value.items()}
+
+    def send(self, msg: Any) -> Any:
+        from airflow.sdk.execution_time.comms import TaskStatesResult, XComResult
+        from airflow.sdk.execution_time.xcom import XCom
+
+        if msg.type == "GetTaskStates":
+            (task_id,) = msg.task_ids
+            self.asked.append((msg.type, task_id))
+            assert (msg.dag_id, msg.run_ids) == ("nightly", ["manual__1"])
+            states = {key: "success" for key in self.instances(task_id)}
+            return TaskStatesResult(task_states={"manual__1": states} if states else {})
+        assert msg.type == "GetXCom", msg
+        assert (msg.dag_id, msg.run_id, msg.key) == ("nightly", "manual__1", "return_value")
+        self.asked.append((msg.type, msg.task_id, msg.map_index))
+        key = msg.task_id if msg.map_index < 0 else f"{msg.task_id}_{msg.map_index}"
+        value = self.instances(msg.task_id).get(key)
+        if isinstance(value, BaseException):
+            raise value
+        stored = None if value is None else XCom.serialize_value(value)
+        return XComResult(key=msg.key, value=stored)
+
+
 @pytest.fixture
-def run_xcom(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any]], list[tuple[Any, ...]]]:
-    """``run_xcom({"submit": value})``: the XCom the run's tasks pushed; returns the reads."""
+def supervisor(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any]], Supervisor]:
+    """``supervisor({"submit": value})``: the triggerer's supervisor for that run."""
 
-    def given(values: dict[str, Any]) -> list[tuple[Any, ...]]:
-        reads: list[tuple[Any, ...]] = []
+    def given(pushed: dict[str, Any]) -> Supervisor:
+        from airflow.sdk.execution_time import task_runner
 
-        async def pull(dag_id: str, run_id: str, task_id: str, key: str) -> Any:
-            reads.append((dag_id, run_id, task_id, key))
-            value = values[task_id]
-            if isinstance(value, BaseException):
-                raise value
-            return value
-
-        monkeypatch.setattr(_compat, "apull_run_xcom", pull)
-        return reads
+        comms = Supervisor(pushed)
+        monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", comms, raising=False)
+        return comms
 
     return given
 
@@ -112,52 +143,67 @@ def test_without_deadline_alerts_it_fails_at_parse_naming_the_version(
 # ---------------------------------------------------------------------- in the triggerer
 
 
-async def test_cancels_literal_ids_and_those_the_run_pushed(
-    emulator: Any, useapi_conn: str, run_xcom: Callable[..., list[tuple[Any, ...]]]
+@needs_deadlines
+async def test_cancels_literal_ids_and_those_every_instance_pushed(
+    emulator: Any, useapi_conn: str, supervisor: Callable[..., Supervisor]
 ) -> None:
-    literal, pushed, other = (emulator.submit_useapi() for _ in range(3))
-    reads = run_xcom({"submit": [pushed, literal], "render": other})
+    literal, pushed, *mapped = (emulator.submit_useapi() for _ in range(5))
+    comms = supervisor({"submit": [pushed, literal], "batch": dict(enumerate(mapped))})
 
     result = await cancel_jobs_on_deadline(
         useapi_conn,
         job_ids=[literal],
-        xcom_task_ids=["submit", "render"],
+        xcom_task_ids=["submit", "batch"],
+        hook_params=FAST,
+        context=CONTEXT,
+    )
+
+    assert result == "cancelled 5 of 5 job(s)"
+    assert [emulator.job(j)["cancel_calls"] for j in (literal, pushed, *mapped)] == [1] * 5
+    assert comms.asked == [
+        ("GetTaskStates", "submit"),
+        ("GetXCom", "submit", -1),
+        ("GetTaskStates", "batch"),
+        *(("GetXCom", "batch", index) for index in range(3)),
+    ]
+
+
+@needs_deadlines
+async def test_an_unreadable_xcom_still_cancels_the_rest(
+    emulator: Any,
+    useapi_conn: str,
+    supervisor: Callable[..., Supervisor],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    literal, first, last = (emulator.submit_useapi() for _ in range(3))
+    supervisor(
+        {
+            "broken": LookupError("no such XCom"),
+            "empty": None,
+            "batch": {0: first, 1: RuntimeError("XCom backend down"), 2: None, 3: last},
+        }
+    )
+
+    result = await cancel_jobs_on_deadline(
+        useapi_conn,
+        job_ids=literal,
+        xcom_task_ids=["broken", "empty", "gone", "batch"],
         hook_params=FAST,
         context=CONTEXT,
     )
 
     assert result == "cancelled 3 of 3 job(s)"
-    assert [emulator.job(j)["cancel_calls"] for j in (literal, pushed, other)] == [1, 1, 1]
-    assert reads == [
-        ("nightly", "manual__1", "submit", "return_value"),
-        ("nightly", "manual__1", "render", "return_value"),
-    ]
+    assert [emulator.job(j)["cancel_calls"] for j in (literal, first, last)] == [1, 1, 1]
+    text = caplog.text
+    assert "could not read the XCom of task 'broken'" in text
+    assert "could not read the XCom of task 'batch[1]'" in text
+    assert "could not list the map indexes of task 'gone'" in text
+    assert "task 'batch[2]' pushed nothing" in text
 
 
-async def test_an_unreadable_xcom_still_cancels_the_rest(
-    emulator: Any, useapi_conn: str, run_xcom: Callable[..., list[tuple[Any, ...]]]
-) -> None:
-    literal, pushed = emulator.submit_useapi(), emulator.submit_useapi()
-    run_xcom({"broken": LookupError("no such XCom"), "empty": None, "submit": pushed})
-
-    result = await cancel_jobs_on_deadline(
-        useapi_conn,
-        job_ids=literal,
-        xcom_task_ids=["broken", "empty", "submit"],
-        hook_params=FAST,
-        context=CONTEXT,
-    )
-
-    assert result == "cancelled 2 of 2 job(s)"
-    assert [emulator.job(j)["cancel_calls"] for j in (literal, pushed)] == [1, 1]
-
-
-async def test_a_failing_cancel_is_reported_not_raised(
-    emulator: Any, useapi_conn: str, run_xcom: Callable[..., list[tuple[Any, ...]]]
-) -> None:
+async def test_a_failing_cancel_is_reported_not_raised(emulator: Any, useapi_conn: str) -> None:
     job = emulator.submit_useapi()
     emulator.inject("500", count=100, call="cancel")
-    run_xcom({})
 
     result = await cancel_jobs_on_deadline(
         useapi_conn, job_ids=[job], hook_params={**FAST, "retry_limit": 1}, context=CONTEXT

@@ -182,7 +182,7 @@ def test_example_deadline_cancel_parses_with_its_deadline_callback() -> None:
             "kwargs": {
                 "conn_id": "useapi_default",
                 "job_ids": None,
-                "xcom_task_ids": ["submit"],
+                "xcom_task_ids": ["submit", "submit_variants"],
                 "xcom_key": "return_value",
                 "hook_params": {},
             },

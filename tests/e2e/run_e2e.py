@@ -30,6 +30,7 @@ exit, failure or Ctrl-C. Exit status 0 only if every check passed.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -165,10 +166,10 @@ class Airflow:
         answer = self.call("GET", f"/dags/{dag_id}/dagRuns/{self.q(run_id)}/taskInstances")
         return {ti["task_id"]: ti for ti in answer["task_instances"]}
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
+    def xcom(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Any:
         path = (
             f"/dags/{dag_id}/dagRuns/{self.q(run_id)}/taskInstances/{task_id}"
-            "/xcomEntries/return_value?deserialize=true"
+            f"/xcomEntries/return_value?deserialize=true&map_index={map_index}"
         )
         value = self.call("GET", path)["value"]
         if isinstance(value, str):
@@ -888,17 +889,42 @@ class Scenarios:
             problems.append("the task log does not say execution_timeout ended it")
         self.report("execution-timeout-deferred", job_id, problems, ", task failed: timed out")
 
+    def mapped_job_ids(self, dag_id: str, run_id: str, task_id: str, count: int) -> list[str]:
+        """The ids the ``count`` map indexes of ``task_id`` pushed, once each succeeded."""
+        path = f"/dags/{dag_id}/dagRuns/{self.api.q(run_id)}/taskInstances?task_id={task_id}"
+
+        def pushed() -> bool:
+            tis = self.api.call("GET", path)["task_instances"]
+            done = [ti for ti in tis if ti["map_index"] >= 0 and ti["state"] == "success"]
+            return len(done) == count
+
+        wait_for(f"the {count} instances of {dag_id}.{task_id} to succeed", pushed, 120)
+        ids = [str(self.api.xcom(dag_id, run_id, task_id, i)) for i in range(count)]
+        self.job_ids.update(ids)
+        return ids
+
     def deadline_missed(self) -> None:
         dag_id = "example_deadline_cancel"
+        started = time.monotonic()
         run_id, job_id = self.start_waiting(dag_id, "deferred")
-        took = self.wait_cancelled(job_id, 180)
-        problems = [] if took is not None else ["the job was not cancelled after the deadline"]
+        mapped = self.mapped_job_ids(dag_id, run_id, "submit_variants", 3)
+        problems = []
+        for job in (job_id, *mapped):
+            if self.wait_cancelled(job, 180) is None:
+                problems.append(f"job {job} was not cancelled after the deadline")
+        took = time.monotonic() - started
         state = self.settle(dag_id, run_id)
         if state != "failed":
             problems.append(f"the run ended {state}; a missed deadline should fail it")
-        if self.emulator.job(job_id)["cancel_calls"] != 1:
-            problems.append("expected exactly 1 cancel call (the deadline callback)")
-        self.report("deadline-missed", job_id, problems, f", run {state}")
+        calls = [self.emulator.job(job)["cancel_calls"] for job in mapped]
+        if self.emulator.job(job_id)["cancel_calls"] != 1 or calls != [1] * len(mapped):
+            problems.append("expected exactly 1 cancel call per job (the deadline callback)")
+        cancelled = sum(self.emulator.job(j)["normalized"] == "cancelled" for j in mapped)
+        extra = (
+            f", mapped submit_variants: {cancelled} of {len(mapped)} cancelled, cancel calls "
+            f"{calls}; all {took:.0f}s after the trigger (deadline: queued + 30 s), run {state}"
+        )
+        self.report("deadline-missed", job_id, problems, extra)
 
     def triggerer_restart_no_cancel(self) -> None:
         dag_id = "e2e_restart_no_cancel"
@@ -960,9 +986,10 @@ SCENARIO_DAGS = [
 
 
 def check_cancellation(
-    api: Airflow, emulator: Emulator, dep: Deployment
+    api: Airflow, emulator: Emulator, dep: Deployment, only: str | None = None
 ) -> tuple[list[str], set[str], set[str]]:
-    """Every scenario; returns (failures, job ids, ids meant to stay uncancelled)."""
+    """Every scenario (or ``only`` that one); returns (failures, job ids, ids meant to stay
+    uncancelled)."""
     print("\n== cancellation when Airflow stops the work (JobStatusSensor, issue 12)")
 
     def parsed() -> bool:
@@ -985,6 +1012,8 @@ def check_cancellation(
         scenarios.triggerer_restart_no_cancel,
     ):
         name = run_scenario.__name__.replace("_", "-")
+        if only not in (None, name):
+            continue
         try:
             run_scenario()
         except E2EFailure as error:
@@ -1005,7 +1034,7 @@ def collect_logs(dep: Deployment) -> Path:
     return target
 
 
-def run(dep: Deployment) -> list[str]:
+def run(dep: Deployment, only: str | None = None) -> list[str]:
     emulator_url = start_emulator(dep)
     emulator = Emulator(emulator_url)
     log(f"emulator at {emulator_url}")
@@ -1014,12 +1043,14 @@ def run(dep: Deployment) -> list[str]:
 
     failures = check_connection_tests(api, emulator_url)
     wait_for_dags(dep, api)
-    found, submitted = check_examples(api, emulator, dep)
-    failures += found
-    found, restart_ids = check_triggerer_restart(api, emulator, dep)
-    failures += found
-    submitted |= restart_ids
-    found, scenario_ids, left_running = check_cancellation(api, emulator, dep)
+    submitted: set[str] = set()
+    if only is None:
+        found, submitted = check_examples(api, emulator, dep)
+        failures += found
+        found, restart_ids = check_triggerer_restart(api, emulator, dep)
+        failures += found
+        submitted |= restart_ids
+    found, scenario_ids, left_running = check_cancellation(api, emulator, dep, only)
     failures += found
     submitted |= scenario_ids
 
@@ -1046,6 +1077,9 @@ def run(dep: Deployment) -> list[str]:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description="make e2e (everything) or one scenario")
+    parser.add_argument("--scenario", help="run only this scenario, e.g. deadline-missed")
+    only = parser.parse_args().scenario
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="apc-e2e-"))
     dep = Deployment(root)
@@ -1053,7 +1087,7 @@ def main() -> int:
     raise_on_sigterm()
     failures: list[str] = []
     try:
-        failures = run(dep)
+        failures = run(dep, only)
     except (E2EFailure, KeyboardInterrupt) as error:
         failures.append(f"{type(error).__name__}: {error}")
     except Exception as error:
