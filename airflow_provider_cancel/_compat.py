@@ -6,11 +6,16 @@ version means changing this file only.
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
 from airflow import __version__ as AIRFLOW_VERSION
 
 AIRFLOW_V_3_0_PLUS = int(AIRFLOW_VERSION.split(".", 1)[0]) >= 3
+
+HAS_TASK_STATE_STORE = find_spec("airflow.state") is not None
+"""Airflow >= 3.3: the task state store a reschedule-mode sensor records its jobs in, which the
+listener plugin (:mod:`airflow_provider_cancel.plugin`) reads."""
 
 if AIRFLOW_V_3_0_PLUS:
     from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, conf
@@ -43,6 +48,8 @@ else:  # Airflow 2.11
     from airflow.utils.log.secrets_masker import mask_secret
 
 if TYPE_CHECKING:
+    from airflow.listeners import hookimpl as listener_hookimpl
+    from airflow.plugins_manager import AirflowPlugin
     from airflow.sdk import Connection, Context
     from airflow.triggers import base as _triggers
 
@@ -58,9 +65,11 @@ __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
     "DEFERRAL_TIMED_OUT",
+    "HAS_TASK_STATE_STORE",
     "AirflowException",
     "AirflowFailException",
     "AirflowNotFoundException",
+    "AirflowPlugin",
     "AirflowRescheduleException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
@@ -79,18 +88,30 @@ __all__ = [
     "conf",
     "deadline_async_callback",
     "is_deferral_timeout",
+    "listener_hookimpl",
     "mask_secret",
     "pull_xcom",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """Load the trigger classes and ``Context`` on first use (typed above for mypy).
+    """Load the trigger classes, the plugin's names and ``Context`` on first use (typed above
+    for mypy).
 
     The trigger classes (same path in Airflow 2 and 3) pull in much of Airflow core; only the
-    triggerer needs them, so they load on first use, not with every DAG file. ``Context`` is a
-    type: the package only names it in annotations.
+    triggerer needs them, so they load on first use, not with every DAG file; so do
+    ``AirflowPlugin`` and ``listener_hookimpl`` (pluggy's marker for Airflow's listener
+    hooks), which only the plugin uses. ``Context`` is a type: the package only names it in
+    annotations.
     """
+    if name == "AirflowPlugin":
+        from airflow.plugins_manager import AirflowPlugin
+
+        return AirflowPlugin
+    if name == "listener_hookimpl":
+        from airflow.listeners import hookimpl
+
+        return hookimpl
     if name in ("BaseTrigger", "TriggerEvent"):
         from airflow.triggers import base
 

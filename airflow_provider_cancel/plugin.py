@@ -3,14 +3,24 @@
 waits between two pokes (Airflow >= 3.3).
 
 Between two pokes no process of the task runs, so no ``on_kill`` can cancel. When a user marks
-such a task instance failed or success, or marks its DAG run failed or success (UI or REST
-API), Airflow 3.3's API server calls the task-instance listener hooks
+such a task instance failed, success or skipped, or marks its DAG run failed or success (UI or
+REST API), Airflow 3.3's API server calls the task-instance listener hooks
 (``api_fastapi/core_api/services/public/task_instances.py`` ``_emit_state_listener_hooks``,
 ``dag_run.py`` ``patch_dag_run_state``). This plugin listens there and cancels what the sensor
 recorded in the task state store (:data:`~airflow_provider_cancel.stopping.WATCHING_KEY`)
 before it left for its reschedule. A poke that is running removed that record when it started,
 so a task killed mid-poke is cancelled once, by its ``on_kill``. Installing the provider is
 enough: Airflow loads the plugin from the ``airflow.plugins`` entry point.
+
+The hooks run inside the request, before its database transaction commits. The record is taken
+(read and deleted) in the request's session; the cancel calls go out only after that session
+commits, in a daemon thread, bounded in time (:data:`SAFE_HOOK_PARAMS`). If the request rolls
+back, the record stays and nothing is cancelled.
+
+Anyone allowed to update a task instance may write its state store through the REST API, so
+the record is not trusted whole: the listener acts only on the task instances of this
+provider's sensors (:data:`SENSOR_OPERATORS`), only on a record shaped as the sensor writes it,
+and passes the hook only :data:`SAFE_HOOK_PARAMS`, clamped.
 
 Clearing calls no listener hook; the sensor's next try cancels instead
 (``JobStatusSensor._take_over_watching``).
@@ -21,20 +31,47 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable
-from importlib.util import find_spec
 from typing import Any
 
-from airflow.listeners import hookimpl as _hookimpl
-from airflow.plugins_manager import AirflowPlugin
+from airflow_provider_cancel._compat import (
+    HAS_TASK_STATE_STORE,
+    AirflowPlugin,
+    listener_hookimpl,
+)
 
 log = logging.getLogger(__name__)
 
-hookimpl: Callable[[Callable[..., None]], Callable[..., None]] = _hookimpl
+hookimpl: Callable[[Callable[..., None]], Callable[..., None]] = listener_hookimpl
 """pluggy's marker for Airflow's listener hooks (typed for mypy)."""
 
-HAS_TASK_STATE_STORE = find_spec("airflow.state") is not None
-"""Airflow >= 3.3: the task state store the sensor records its jobs in."""
+SENSOR_OPERATORS = frozenset({"JobStatusSensor", "JobCancelledSensor"})
+"""The task instances the listener acts on, by their ``operator`` (the class name the
+scheduler stores from the serialized DAG; a record planted on any other task is ignored).
+A subclass under another name is not covered: the API server has no class hierarchy for it."""
+
+SAFE_HOOK_PARAMS: dict[str, float | None] = {
+    "service": None,
+    "api_version": None,
+    "confirm": None,
+    "retry_limit": 1,
+    "retry_delay": 1.0,
+    "max_retry_wait": 5.0,
+    "connect_timeout": 4.0,
+    "timeout": 8.0,
+}
+"""The record's ``hook_params`` the listener uses, with the upper bound of each number: at
+most two attempts of 12 s and one wait of 5 s, under 30 s in all. Other keys are dropped."""
+
+RECORD_TYPES: dict[str, tuple[type, ...]] = {
+    "try_number": (int, type(None)),
+    "max_tries": (int, type(None)),
+    "conn_id": (str,),
+    "job_ids": (list,),
+    "hook_params": (dict,),
+}
+"""What :meth:`JobStatusSensor._record_watching` writes: these keys, of these types."""
 
 
 @hookimpl
@@ -49,19 +86,28 @@ def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
     cancel_if_between_pokes(previous_state, task_instance, "marked success")
 
 
+@hookimpl
+def on_task_instance_skipped(previous_state: Any, task_instance: Any) -> None:
+    """A task instance became skipped (in the API server: marked so by a user)."""
+    cancel_if_between_pokes(previous_state, task_instance, "marked skipped")
+
+
 def cancel_if_between_pokes(previous_state: Any, ti: Any, what: str) -> None:
-    """Cancel what the sensor of ``ti`` recorded before its reschedule; log, never raise.
+    """Take what the sensor of ``ti`` recorded before its reschedule and cancel it once the
+    request commits; log, never raise.
 
     Only for a user's change in the API server: the database's task instance with no previous
-    state (``_emit_state_listener_hooks``). Airflow's own failure handling passes ``RUNNING``
-    (a retry then keeps waiting), and in a worker the hooks get the running task's own
-    instance, which cancels from its ``on_kill``.
+    state (``_emit_state_listener_hooks``), of this provider's sensor. Airflow's own failure
+    handling passes ``RUNNING`` (a retry then keeps waiting), and in a worker the hooks get the
+    running task's own instance, which cancels from its ``on_kill``.
     """
     if previous_state is not None or type(ti).__module__ != "airflow.models.taskinstance":
         return
+    if getattr(ti, "operator", None) not in SENSOR_OPERATORS:
+        return
     where = f"Task {getattr(ti, 'task_id', '?')!r} of run {getattr(ti, 'run_id', '?')!r}"
     try:
-        record = _take_record(ti)
+        record = _take_record(ti, where)
     except Exception as error:
         log.error(
             "%s %s: could not read what it waited on (%s); its jobs may still be running",
@@ -70,16 +116,86 @@ def cancel_if_between_pokes(previous_state: Any, ti: Any, what: str) -> None:
             error,
         )
         return
-    if record is None:  # not a waiting sensor, or its poke runs (on_kill cancels), or done
+    if record is None:  # not waiting, or its poke runs (on_kill cancels), or done, or not ours
         return
+    record["hook_params"] = safe_hook_params(record["hook_params"])
+    why = f"{where} {what} between two pokes"
+    _after_commit(ti, lambda: _cancel_in_background(record, why))
+
+
+def safe_hook_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The record's ``hook_params`` reduced to :data:`SAFE_HOOK_PARAMS`, numbers clamped (a
+    missing one set to its bound, so a connection's extra cannot lengthen the cancel)."""
+    safe: dict[str, Any] = {}
+    for name, bound in SAFE_HOOK_PARAMS.items():
+        value: Any = params.get(name)
+        if bound is None:
+            if isinstance(value, bool if name == "confirm" else str):
+                safe[name] = value
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = bound
+        if not 0 <= number <= bound or (number == 0 and name.endswith("timeout")):
+            number = bound
+        safe[name] = int(number) if name == "retry_limit" else number
+    return safe
+
+
+def _after_commit(ti: Any, action: Callable[[], None]) -> None:
+    """Run ``action`` once the session of ``ti`` commits (at once if it has none); never if it
+    rolls back."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import object_session
+
+    session = object_session(ti)
+    if session is None:
+        action()
+        return
+
+    pending = [action]
+
+    def committed(_: Any) -> None:
+        while pending:
+            pending.pop()()
+
+    def rolled_back(_: Any, transaction: Any) -> None:
+        if transaction.parent is None:  # the request's own transaction, not a savepoint
+            pending.clear()
+
+    event.listen(session, "after_commit", committed, once=True)
+    event.listen(session, "after_soft_rollback", rolled_back)
+
+
+def _cancel_in_background(record: dict[str, Any], why: str) -> None:
+    """Cancel in a daemon thread: the request has answered, the API server goes on."""
     from airflow_provider_cancel.stopping import cancel_recorded
 
-    cancel_recorded(record, log=log, why=f"{where} {what} between two pokes")
+    def run() -> None:
+        try:
+            cancel_recorded(record, log=log, why=why)
+        except Exception as error:  # cancel_recorded never raises; a thread must not either
+            ids = ", ".join(record["job_ids"])
+            log.error("%s: the cancel failed (%s); these may still be running: %s", why, error, ids)
+
+    try:
+        threading.Thread(target=run, name=CANCEL_THREAD, daemon=True).start()
+    except Exception as error:  # after_commit: an error here would reach the request
+        ids = ", ".join(record["job_ids"])
+        log.error("%s: cannot cancel (%s); these may still be running: %s", why, error, ids)
 
 
-def _take_record(ti: Any) -> Any:
-    """Read and remove the record, in the request's own session (on SQLite another session
-    would wait for the request's write lock)."""
+CANCEL_THREAD = "cancel-between-pokes"
+"""The name of the threads that send the listener's cancels."""
+
+
+def _take_record(ti: Any, where: str) -> dict[str, Any] | None:
+    """Read the record and, if this provider wrote it, remove it, in the request's own session
+    (on SQLite another session would wait for the request's write lock; a rollback keeps it).
+
+    Anything else under the key (e.g. a custom backend's ``{"__airflow_state_ref__": ...}``
+    reference) is left where it is and logged."""
     from airflow.state import TaskScope, get_state_backend
     from sqlalchemy.orm import object_session
 
@@ -93,8 +209,36 @@ def _take_record(ti: Any) -> Any:
     stored = backend.get(scope, WATCHING_KEY, **in_session)
     if stored is None:
         return None
+    record = _parse_record(stored)
+    if record is None:
+        log.error(
+            "%s: %r holds something this provider did not write (e.g. a custom state store "
+            "backend's reference); left in place, nothing cancelled; the jobs it watched may "
+            "still be running: %.200s",
+            where,
+            WATCHING_KEY,
+            stored,
+        )
+        return None
     backend.delete(scope, WATCHING_KEY, **in_session)
-    return json.loads(stored)
+    return record
+
+
+def _parse_record(stored: Any) -> dict[str, Any] | None:
+    """The record as :meth:`JobStatusSensor._record_watching` writes it, or ``None``."""
+    try:
+        record = json.loads(stored) if isinstance(stored, str) else stored
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or set(record) != set(RECORD_TYPES):
+        return None
+    for name, types in RECORD_TYPES.items():
+        value = record[name]
+        if not isinstance(value, types) or isinstance(value, bool):
+            return None
+    if not record["job_ids"] or not all(isinstance(i, str) for i in record["job_ids"]):
+        return None
+    return record
 
 
 class CancelOnKillPlugin(AirflowPlugin):

@@ -12,17 +12,19 @@ metadata DB. ``make e2e`` shows the same against a deployment.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
-from importlib.util import find_spec
 from typing import Any
 
 import pytest
+from airflow import __version__ as airflow_version
+from packaging.version import Version
 
 from airflow_provider_cancel.stopping import WATCHING_KEY
 
 FAST = {"retry_delay": 0.01, "max_retry_wait": 0.5, "timeout": 5.0}
-HAS_STORE = find_spec("airflow.state") is not None
+HAS_STORE = Version(airflow_version).release >= (3, 3)
 needs_store = pytest.mark.skipif(not HAS_STORE, reason="the task state store: Airflow >= 3.3")
 
 if HAS_STORE:
@@ -84,17 +86,20 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[MemoryStore]]:
     MemoryStore.rows = {}
 
 
-def task_instance() -> Any:
-    """A database ``TaskInstance`` of a reschedule-mode ``JobStatusSensor``."""
+def task_instance(operator: Any = None) -> Any:
+    """A database ``TaskInstance`` of a reschedule-mode ``JobStatusSensor`` (or ``operator``)."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.sdk import DAG
 
     from airflow_provider_cancel.sensors.status import JobStatusSensor
 
     with DAG(f"dag_{uuid.uuid4().hex[:8]}", schedule=None):
-        wait = JobStatusSensor(
-            task_id="wait_done", conn_id="useapi_default", job_id="x", mode="reschedule"
-        )
+        if operator is None:
+            wait = JobStatusSensor(
+                task_id="wait_done", conn_id="useapi_default", job_id="x", mode="reschedule"
+            )
+        else:
+            wait = operator(task_id="wait_done")
     return TaskInstance(wait, run_id="manual__1", dag_version_id=uuid.uuid4())
 
 
@@ -115,6 +120,16 @@ def mark(ti: Any, state: str) -> None:
     from airflow.utils.state import TaskInstanceState
 
     _emit_state_listener_hooks([ti], TaskInstanceState(state))
+    cancels_sent()
+
+
+def cancels_sent() -> None:
+    """Wait for the listener's cancel threads."""
+    from airflow_provider_cancel.plugin import CANCEL_THREAD
+
+    for thread in threading.enumerate():
+        if thread.name == CANCEL_THREAD:
+            thread.join(30)
 
 
 @needs_store
@@ -130,7 +145,7 @@ def test_the_plugin_loads_from_its_entry_point_into_airflows_listener_manager() 
 
 
 @needs_store
-@pytest.mark.parametrize("state", ["failed", "success"])
+@pytest.mark.parametrize("state", ["failed", "success", "skipped"])
 def test_marked_between_pokes_cancels_every_recorded_job_once(
     emulator: Any,
     useapi_conn: str,
@@ -254,3 +269,112 @@ def test_an_unreadable_store_is_logged_and_the_request_goes_on(
     mark(task_instance(), "failed")
 
     assert "could not read what it waited on (state store down)" in all_logs()
+
+
+@needs_store
+@pytest.mark.parametrize("ends", ["commit", "rollback"])
+def test_the_cancel_waits_for_the_request_to_commit_and_leaves_its_thread(
+    emulator: Any, store: type[MemoryStore], recorded: tuple[Any, str], ends: str
+) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    ti, job = recorded
+    session = Session(create_engine("sqlite://"))
+    session.add(ti)  # the request's session, as in the API server
+
+    mark(ti, "failed")
+
+    assert emulator.job(job)["cancel_calls"] == 0  # the request's transaction is still open
+    assert store.rows == {}  # taken, in the request's session (a rollback puts it back)
+    session.expunge(ti)
+    if ends == "rollback":
+        session.rollback()
+    session.commit()  # after a rollback: a later transaction of the same session
+    cancels_sent()
+    assert emulator.job(job)["cancel_calls"] == (1 if ends == "commit" else 0)
+
+
+@needs_store
+def test_a_record_planted_on_another_task_is_ignored(
+    emulator: Any, useapi_conn: str, store: type[MemoryStore]
+) -> None:
+    from airflow.sdk import BaseOperator
+
+    class Planted(BaseOperator):
+        pass
+
+    job = emulator.submit_useapi()
+    ti = task_instance(Planted)
+    record(store, ti, useapi_conn, [job])  # a REST user may write any task's state store
+
+    mark(ti, "failed")
+
+    assert emulator.job(job)["cancel_calls"] == 0
+    assert len(store.rows) == 1
+
+
+@needs_store
+def test_only_safe_hook_params_reach_the_hook_and_they_are_clamped(
+    monkeypatch: pytest.MonkeyPatch, useapi_conn: str, store: type[MemoryStore]
+) -> None:
+    import airflow_provider_cancel.hooks as hooks
+
+    seen: list[dict[str, Any]] = []
+
+    def hook_for_connection(conn_id: str, hook_params: dict[str, Any]) -> Any:
+        seen.append(hook_params)
+        raise RuntimeError("seen")
+
+    monkeypatch.setattr(hooks, "hook_for_connection", hook_for_connection)
+    ti = task_instance()
+    planted = {
+        "timeout": 3600,
+        "connect_timeout": 0,
+        "retry_limit": 1000,
+        "max_retry_wait": "inf",
+        "max_response_size": 10**12,
+        "pool_size": 1,
+        "confirm": False,
+    }
+    record(store, ti, useapi_conn, ["job-1"], hook_params=planted)
+
+    mark(ti, "failed")
+
+    assert seen == [
+        {
+            "confirm": False,
+            "retry_limit": 1,
+            "retry_delay": 1.0,
+            "max_retry_wait": 5.0,
+            "connect_timeout": 4.0,
+            "timeout": 8.0,
+        }
+    ]
+
+
+@needs_store
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"__airflow_state_ref__": "s3://bucket/state/wait_done"},  # a custom backend's reference
+        {"try_number": 1, "max_tries": 0, "conn_id": "c", "job_ids": ["j"]},  # a key missing
+        {"try_number": 1, "max_tries": 0, "conn_id": "c", "job_ids": "j", "hook_params": {}},
+        "not json",
+    ],
+)
+def test_a_record_this_provider_did_not_write_is_left_in_place_and_logged(
+    store: type[MemoryStore], all_logs: Callable[[], str], value: Any
+) -> None:
+    ti = task_instance()
+    scope = airflow_state.TaskScope(
+        dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=ti.map_index
+    )
+    stored = value if isinstance(value, str) else json.dumps(value)
+    store.rows[(scope, WATCHING_KEY)] = stored
+
+    mark(ti, "failed")
+
+    assert store.rows == {(scope, WATCHING_KEY): stored}
+    assert "Task 'wait_done' of run 'manual__1': " in all_logs()
+    assert "holds something this provider did not write" in all_logs()

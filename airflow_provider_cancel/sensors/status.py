@@ -249,12 +249,13 @@ class JobStatusSensor(BaseSensorOperator):
 
     def _take_over_watching(self, context: Context) -> None:
         """A poke starts: drop the record; cancel what it names if the task was cleared since
-        (no listener hook fires on a clear).
+        (no listener hook fires on a clear) and this try still cancels on a kill.
 
         A clear raises ``max_tries`` to ``try_number + retries`` (``clear_task_instances``); a
-        retry does not, and keeps waiting on the same jobs.
+        retry does not, and keeps waiting on the same jobs. The record goes whatever the
+        sensor's flags are now: the DAG may have changed since it was written.
         """
-        store = self._watching_store(context)
+        store = context.get("task_state_store")
         if store is None:
             return
         from airflow_provider_cancel.stopping import WATCHING_KEY, cancel_recorded
@@ -266,6 +267,8 @@ class JobStatusSensor(BaseSensorOperator):
             store.delete(WATCHING_KEY)
         except Exception as error:
             self.log.warning("Task %r: could not read %r: %s", self.task_id, WATCHING_KEY, error)
+            return
+        if self._watching_store(context) is None:
             return
         max_tries = getattr(context.get("ti"), "max_tries", None)
         recorded = record.get("max_tries") if isinstance(record, dict) else None

@@ -431,3 +431,22 @@ def test_a_store_that_fails_is_logged_and_the_reschedule_goes_on(
         wait.execute(context)
 
     assert "could not record the jobs it watches (store down)" in all_logs()
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"mode": "poke"}, {"cancel_on_kill": False}, {"deferrable": True}]
+)
+def test_a_record_left_by_an_earlier_version_of_the_dag_is_dropped(
+    emulator: Any, useapi_conn: str, make_context: Context, kwargs: dict[str, Any]
+) -> None:
+    # Try 1 (reschedule mode, cancel_on_kill) recorded its job; the DAG was edited, then cleared.
+    _, context, store, key = rescheduled(emulator, useapi_conn, make_context)
+    job = store.values[key]["job_ids"][0]
+    context["ti"].try_number, context["ti"].max_tries = 2, 1
+    wait = sensor(useapi_conn, job, **{"timeout": 0.2, **kwargs})
+    emulator.set_status(job, "completed")
+
+    wait.execute(context)
+
+    assert store.values == {}
+    assert emulator.job(job)["cancel_calls"] == 0
