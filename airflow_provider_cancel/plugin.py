@@ -28,7 +28,6 @@ Clearing calls no listener hook; the sensor's next try cancels instead
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
@@ -63,15 +62,6 @@ SAFE_HOOK_PARAMS: dict[str, float | None] = {
 }
 """The record's ``hook_params`` the listener uses, with the upper bound of each number: at
 most two attempts of 12 s and one wait of 5 s, under 30 s in all. Other keys are dropped."""
-
-RECORD_TYPES: dict[str, tuple[type, ...]] = {
-    "try_number": (int, type(None)),
-    "max_tries": (int, type(None)),
-    "conn_id": (str,),
-    "job_ids": (list,),
-    "hook_params": (dict,),
-}
-"""What :meth:`JobStatusSensor._record_watching` writes: these keys, of these types."""
 
 
 @hookimpl
@@ -173,11 +163,7 @@ def _cancel_in_background(record: dict[str, Any], why: str) -> None:
     from airflow_provider_cancel.stopping import cancel_recorded
 
     def run() -> None:
-        try:
-            cancel_recorded(record, log=log, why=why)
-        except Exception as error:  # cancel_recorded never raises; a thread must not either
-            ids = ", ".join(record["job_ids"])
-            log.error("%s: the cancel failed (%s); these may still be running: %s", why, error, ids)
+        cancel_recorded(record, log=log, why=why)  # logs every outcome; never raises
 
     try:
         threading.Thread(target=run, name=CANCEL_THREAD, daemon=True).start()
@@ -199,7 +185,7 @@ def _take_record(ti: Any, where: str) -> dict[str, Any] | None:
     from airflow.state import TaskScope, get_state_backend
     from sqlalchemy.orm import object_session
 
-    from airflow_provider_cancel.stopping import WATCHING_KEY
+    from airflow_provider_cancel.stopping import WATCHING_KEY, parse_record
 
     map_index = ti.map_index if ti.map_index is not None else -1
     scope = TaskScope(dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=map_index)
@@ -209,7 +195,7 @@ def _take_record(ti: Any, where: str) -> dict[str, Any] | None:
     stored = backend.get(scope, WATCHING_KEY, **in_session)
     if stored is None:
         return None
-    record = _parse_record(stored)
+    record = parse_record(stored)
     if record is None:
         log.error(
             "%s: %r holds something this provider did not write (e.g. a custom state store "
@@ -221,23 +207,6 @@ def _take_record(ti: Any, where: str) -> dict[str, Any] | None:
         )
         return None
     backend.delete(scope, WATCHING_KEY, **in_session)
-    return record
-
-
-def _parse_record(stored: Any) -> dict[str, Any] | None:
-    """The record as :meth:`JobStatusSensor._record_watching` writes it, or ``None``."""
-    try:
-        record = json.loads(stored) if isinstance(stored, str) else stored
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or set(record) != set(RECORD_TYPES):
-        return None
-    for name, types in RECORD_TYPES.items():
-        value = record[name]
-        if not isinstance(value, types) or isinstance(value, bool):
-            return None
-    if not record["job_ids"] or not all(isinstance(i, str) for i in record["job_ids"]):
-        return None
     return record
 
 

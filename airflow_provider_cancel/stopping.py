@@ -11,6 +11,7 @@ server).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -29,6 +30,15 @@ while it waits between two pokes, what a kill must cancel: ``{"try_number", "max
 "conn_id", "job_ids", "hook_params"}``. Written when a poke reschedules, removed when the next poke starts;
 read by the listener plugin (a user stops the task between pokes) and by the sensor's next try
 (the task was cleared between pokes)."""
+
+RECORD_TYPES: dict[str, tuple[type, ...]] = {
+    "try_number": (int, type(None)),
+    "max_tries": (int, type(None)),
+    "conn_id": (str,),
+    "job_ids": (list,),
+    "hook_params": (dict,),
+}
+"""The keys of a :data:`WATCHING_KEY` record, and the types of their values."""
 
 LEFT_RUNNING = (CancelOutcome.ERROR, CancelOutcome.NOT_FOUND, CancelOutcome.UNTRACKED)
 """Outcomes after which the job may still run (a 404 may be a wrong id; an untracked job runs
@@ -109,16 +119,17 @@ def cancel_with_own_hook(
         hook.close()
 
 
-def cancel_recorded(record: Any, *, log: Any, why: str) -> list[str]:
+def cancel_recorded(stored: Any, *, log: Any, why: str) -> list[str]:
     """Cancel what a sensor recorded under :data:`WATCHING_KEY`; never raises."""
     from airflow_provider_cancel.hooks import hook_for_connection
 
-    if not isinstance(record, dict) or not isinstance(record.get("job_ids"), list):
+    record = parse_record(stored)
+    if record is None:
         log.error("%s: cannot cancel: %r holds no job ids this provider wrote", why, WATCHING_KEY)
         return []
-    job_ids = [str(job_id) for job_id in record["job_ids"]]
+    job_ids = list(record["job_ids"])
     return cancel_with_own_hook(
-        lambda: hook_for_connection(str(record["conn_id"]), record.get("hook_params") or {}),
+        lambda: hook_for_connection(record["conn_id"], record["hook_params"]),
         job_ids,
         log=log,
         why=why,
@@ -150,3 +161,21 @@ async def acancel_watched(
         log.error("%s: the cancel calls did not finish within %gs", why, budget)
         results = []
     return log_outcomes(log, results, why, job_ids)
+
+
+def parse_record(stored: Any) -> dict[str, Any] | None:
+    """The record under :data:`WATCHING_KEY` (a dict, or the JSON text a store backend keeps) as
+    :meth:`JobStatusSensor._record_watching` writes it, or ``None`` for anything else."""
+    try:
+        record = json.loads(stored) if isinstance(stored, str) else stored
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or set(record) != set(RECORD_TYPES):
+        return None
+    for name, types in RECORD_TYPES.items():
+        value = record[name]
+        if not isinstance(value, types) or isinstance(value, bool):
+            return None
+    if not record["job_ids"] or not all(isinstance(i, str) for i in record["job_ids"]):
+        return None
+    return record

@@ -258,7 +258,7 @@ class JobStatusSensor(BaseSensorOperator):
         store = context.get("task_state_store")
         if store is None:
             return
-        from airflow_provider_cancel.stopping import WATCHING_KEY, cancel_recorded
+        from airflow_provider_cancel.stopping import WATCHING_KEY, cancel_recorded, parse_record
 
         try:
             record = store.get(WATCHING_KEY)
@@ -271,13 +271,14 @@ class JobStatusSensor(BaseSensorOperator):
         if self._watching_store(context) is None:
             return
         max_tries = getattr(context.get("ti"), "max_tries", None)
-        recorded = record.get("max_tries") if isinstance(record, dict) else None
+        parsed = parse_record(record) or {}
+        recorded = parsed.get("max_tries")
         if isinstance(recorded, int) and isinstance(max_tries, int) and max_tries > recorded:
             why = (
-                f"Task {self.task_id!r}: try {record.get('try_number')} was cleared while it "
+                f"Task {self.task_id!r}: try {parsed['try_number']} was cleared while it "
                 "waited between two pokes"
             )
-            cancel_recorded(record, log=self.log, why=why)
+            cancel_recorded(parsed, log=self.log, why=why)
 
     def _execute(self, context: Context) -> Any:
         duplicates = job_ids_and_duplicates(self.job_id, task=self.task_id)[1]
