@@ -177,9 +177,9 @@ def clean_text(text: object, secrets: Iterable[str] = (), limit: int = TEXT_LIMI
         head = head.rstrip(_ESCAPE_TAIL + " ")
         margin = _longest(secrets) + 8
         head = head[: max(0, len(head) - margin)]
-        return _bounded(head, limit, total - len(head))
+        return _bounded(head, limit, total, cut_before=True)
     cleaned = strip_controls(scrub(strip_controls(text), secrets))
-    return _bounded(cleaned, limit, 0)
+    return _bounded(cleaned, limit, total, cut_before=False)
 
 
 def _replace(text: str, secrets: tuple[str, ...]) -> str:
@@ -188,18 +188,21 @@ def _replace(text: str, secrets: tuple[str, ...]) -> str:
     return text if pattern is None else pattern.sub(REDACTED, text)
 
 
-def _bounded(text: str, limit: int, already_cut: int) -> str:
-    """``text`` in at most ``limit`` characters; when anything is cut (here, or
-    ``already_cut`` characters before), it ends in ``… [N characters cut]``."""
-    if len(text) <= limit and not already_cut:
+def _bounded(text: str, limit: int, total: int, cut_before: bool) -> str:
+    """``text`` (cleaned from ``total`` characters) in at most ``limit`` characters; when
+    anything is cut (here, or before it was cleaned) it ends in ``… [N characters cut]``,
+    ``N`` counting the characters of the original not shown."""
+    if len(text) <= limit and not cut_before:
         return text
-    room = max(0, limit - len(_marker(len(text) + already_cut)))
+    if len(_marker(total)) > limit:  # no room to say how much
+        return text[: max(0, limit - 1)] + "…" if limit > 0 else ""
+    room = limit - len(_marker(total))
     kept = text[:room]
     if len(kept) < len(text):
         space = kept.rfind(" ", room * 3 // 4)
         kept = kept[:space] if space > 0 else kept
     kept = kept.rstrip()
-    return kept + _marker(len(text) - len(kept) + already_cut)
+    return kept + _marker(total - len(kept))
 
 
 def _marker(cut: int) -> str:
