@@ -142,9 +142,7 @@ def backslash_error(count: int = 450_000, status: int = 400) -> Answer:
 def forged_status(size: int = 400_000) -> Answer:
     """A 200 whose status and error forge a log line (line break, NEL, U+2028, ANSI erase
     line, a bidi override) and go on for ``size`` characters."""
-    forged = (
-        "Running" + FORGED_LINE + "\r\x85\u2028\x1b[2K\x1b[1A\u202e\u200b" + "x" * size
-    )
+    forged = "Running" + FORGED_LINE + "\r\x85\u2028\x1b[2K\x1b[1A\u202e\u200b" + "x" * size
     body = json.dumps({"status": forged, "error": forged})
     return reply(200, body, {"Content-Type": "application/json"})
 

@@ -8,8 +8,11 @@ reaches a log line, an exception, an XCom report, a trigger event or the metadat
    U+2028/2029, bidi overrides and isolates, zero-width characters...): line breaks and other
    spacing become one space, the rest is dropped, so no text can forge a log line or hide in
    one;
-3. **scrub** known secrets (:func:`scrub`) in every form a server may echo them back;
-4. **shorten** to a stated bound, with a marker saying how much was cut.
+3. **scrub** known secrets (:func:`scrub`) in every form a server may echo them back (the
+   characters of step 2 are stripped again after decoding, so neither a zero-width character
+   nor an escaped one can split a secret past the scrubbing);
+4. **shorten** to a stated bound, with a marker saying how much was cut (after scrubbing, so a
+   cut never leaves the start of a secret behind).
 
 A server that quotes a token in an error body rarely quotes it as sent: PHP's ``json_encode``
 writes ``/`` as ``\/``, other encoders write ``+`` as ``\u002b``, a URL carries it

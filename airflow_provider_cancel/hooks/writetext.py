@@ -137,10 +137,13 @@ def parse_token_answer(
     body: Any,
     token_url: str,
     region_override: str | None,
-    clean: Callable[[str, int], str] = clean_text,
+    clean: Callable[[str, int], str] | None = None,
 ) -> AccessToken:
     """Read the token endpoint's JSON, accepting every field-name variant we have seen. Text
-    from the answer quoted in an error goes through ``clean`` (the hook's scrubber)."""
+    from the answer quoted in an error goes through ``clean`` (the hook's scrubber; by default
+    :func:`~airflow_provider_cancel.hooks.scrub.clean_text` without secrets)."""
+    if clean is None:
+        clean = _clean_text
     if not isinstance(body, dict):
         raise InvalidResponseError("WriteText.ai token answer is not a JSON object")
     token = next((body[k] for k in TOKEN_FIELDS if isinstance(body.get(k), str) and body[k]), None)
@@ -164,6 +167,10 @@ def parse_token_answer(
     lifetime = _lifetime(body, now)
     margin = min(REFRESH_MARGIN, lifetime * 0.1)
     return AccessToken(_clean_token(token), base, now + lifetime, now + lifetime - margin)
+
+
+def _clean_text(text: str, limit: int) -> str:
+    return clean_text(text, (), limit)
 
 
 def _lifetime(body: Mapping[str, Any], now: float) -> float:
