@@ -117,7 +117,9 @@ def region_url(region: str, token_url: str) -> str:
     host, port = text, ""
     if not text.endswith("]") and ":" in text:
         host, port = text.rsplit(":", 1)
-    if not _HOST.fullmatch(host) or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+    # ASCII and short: never int() of "²" (a digit to isdigit) or of 5,000 digits
+    digits = port.isascii() and port.isdigit() and len(port) <= 5
+    if not _HOST.fullmatch(host) or (port and not (digits and 0 < int(port) < 65536)):
         raise ValueError("it is not a host with an optional port")
     return f"{scheme}://{text}"
 
