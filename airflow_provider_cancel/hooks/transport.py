@@ -403,12 +403,13 @@ def backoff_seconds(
     ``retry_delay`` doubled per attempt plus up to ``retry_delay`` of jitter; never more than
     ``max_retry_wait``, jitter included, whatever the numbers (``1e308`` or ``inf`` give the
     cap, never an overflow)."""
-    if server_says is None:
+    wait = server_says
+    if wait is None:
         doubled = retry_delay * 2.0 ** min(attempt - 1, 64)  # inf at worst, never an error
-        server_says = doubled + random.uniform(0, min(retry_delay, max_retry_wait))
-    if not server_says <= max_retry_wait:  # NaN (inf * 0) too
+        wait = doubled + random.uniform(0, min(retry_delay, max_retry_wait))
+    if not wait <= max_retry_wait:  # NaN (inf * 0) too
         return max_retry_wait
-    return max(0.0, server_says)
+    return max(0.0, wait)
 
 
 def _declared_too_large(length: str | None, cap: int) -> bool:
