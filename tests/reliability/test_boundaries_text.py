@@ -662,3 +662,82 @@ def test_an_absurd_token_expiry_still_gives_one_token_for_a_bulk(mode: str, name
         tokens = server.seen(call="token")
     assert [s.status.value for s in states.values()] == ["running"] * 20
     assert tokens == 1
+
+
+# ---------------------------------------------------------------------- 6. property, served
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    before=HOSTILE_TEXT,
+    after=HOSTILE_TEXT,
+    data=st.data(),
+    code=st.sampled_from([200, 400, 404, 500]),
+    padding=st.sampled_from([0, 300_000]),
+    api=st.sampled_from(["useapi", "writetext"]),
+    mode=st.sampled_from(["sync", "async"]),
+)
+def test_hostile_text_in_any_answer_reaches_no_report_raw(
+    before: str,
+    after: str,
+    data: st.DataObject,
+    code: int,
+    padding: int,
+    api: str,
+    mode: str,
+) -> None:
+    """Any text (controls, ANSI, bidi, the connection's secret and WriteText's access token in
+    any encoding, 300 KB more) in a job's status and error, or in an error answer, comes out of a
+    read and a cancel on either path printable, bounded and without a secret."""
+    from airflow_provider_cancel.hooks import writetext
+
+    writetext.TOKEN_CACHE.clear()
+    secret = WRITETEXT_KEY if api == "writetext" else USEAPI_TOKEN
+    known = [secret, ACCESS] if api == "writetext" else [secret]  # the access token: WriteText's
+    said = before + " ".join(data.draw(encoded(s)) for s in known) + after
+    said += "z" * padding
+    body = json.dumps({"jobid": "job-1", "id": "job-1", "status": said, "error": said})
+
+    def answer(request: Request) -> Any:
+        return reply(code, body, {"Content-Type": "application/json"})
+
+    with serving(token_then(answer)) as server:
+        shown: list[str] = []
+        for name in ("get_job", "cancel_job"):
+            result, seconds, frozen = call(hook_on(server.url, api), mode, name, "job-1")
+            assert seconds < CALL_SECONDS
+            assert frozen < CALL_SECONDS / 2
+            shown += shown_of(result)
+    for text in shown:
+        assert_shown_safely(text, *known, bound=2 * TEXT_LIMIT)
+        assert all(decoded_secret_absent(text, s) for s in known)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    field=st.sampled_from(["retryAfter", "retryAt"]),
+    value=st.one_of(
+        st.integers(-(10**400), 10**400).map(str),
+        st.floats(allow_nan=True, allow_infinity=True).map(json.dumps),
+        NUMBER_TEXT.map(json.dumps),
+    ),
+    header=st.one_of(st.none(), NUMBER_TEXT.filter(lambda t: t.isprintable() and t.isascii())),
+    mode=st.sampled_from(["sync", "async"]),
+)
+def test_any_number_in_a_429_ends_in_a_typed_answer_within_the_cap(
+    field: str, value: str, header: str | None, mode: str
+) -> None:
+    headers = {"Retry-After": header.strip() or "x"} if header is not None else {}
+    served = {"status": 0}
+
+    def route(request: Request) -> Any:
+        served["status"] += 1
+        if served["status"] == 1:
+            body = f'{{"error": "slow down", "{field}": {value}}}'
+            return reply(429, body, {"Content-Type": "application/json", **headers})
+        return reply_json(200, {"jobid": "job-1", "status": "started"})
+
+    with serving(route) as server:
+        state, seconds, _ = call(hook_on(server.url, "useapi"), mode, "get_job", "job-1")
+    assert not isinstance(state, BaseException), state
+    assert seconds < CALL_SECONDS
