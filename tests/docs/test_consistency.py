@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.pages import DOCS, README, ROOT, all_pages, blocks, name, table
+from tests.docs.pages import DOCS, README, ROOT, all_pages, blocks, name, table, user_pages
 
 # What else states the Python and Airflow a user needs.
 OTHER_CLAIMS = [ROOT / "pyproject.toml", ROOT / ".ci" / "run", ROOT / "CHANGELOG.md"]
@@ -91,3 +91,22 @@ def test_links_between_pages_lead_to_pages_that_exist() -> None:
 def test_the_readme_and_getting_started_give_the_same_what_to_use_when() -> None:
     header = "| You want to… |"
     assert table(README, header) == table(DOCS / "getting-started.md", header)
+
+
+def _scenario_names() -> set[str]:
+    e2e = ROOT / "tests" / "e2e"
+    names = set(re.findall(r'report\(\s*"([a-z0-9-]+)"', (e2e / "run_e2e.py").read_text()))
+    celery = re.search(r"^SCENARIOS = \((.*?)\)", (e2e / "run_e2e_celery.py").read_text(), re.M)
+    assert celery
+    assert names
+    return names | set(re.findall(r'"([a-z0-9-]+)"', celery[1]))
+
+
+@pytest.mark.parametrize("page", user_pages(), ids=name)
+def test_user_pages_name_no_commit_and_no_test_scenario(page: Path) -> None:
+    text = page.read_text()
+    assert not re.search(r"\bcommit\s+`?[0-9a-f]{7,40}\b", text), name(page)
+    for scenario in _scenario_names():
+        assert not re.search(rf"(?<![\w-]){re.escape(scenario)}(?![\w-])", text), (
+            f"{name(page)} names the test scenario {scenario!r}: that belongs in e2e-evidence.md"
+        )
