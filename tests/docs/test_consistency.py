@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.pages import DOCS, README, ROOT, all_pages, blocks, name, table, user_pages
+from tests.docs.pages import (
+    DOCS,
+    README,
+    ROOT,
+    all_pages,
+    blocks,
+    name,
+    table,
+    toctree,
+    user_pages,
+)
 
 # What else states the Python and Airflow a user needs.
 OTHER_CLAIMS = [ROOT / "pyproject.toml", ROOT / ".ci" / "run", ROOT / "CHANGELOG.md"]
@@ -110,3 +120,17 @@ def test_user_pages_name_no_commit_and_no_test_scenario(page: Path) -> None:
         assert not re.search(rf"(?<![\w-]){re.escape(scenario)}(?![\w-])", text), (
             f"{name(page)} names the test scenario {scenario!r}: that belongs in e2e-evidence.md"
         )
+
+
+def test_the_versions_ci_tests_are_the_supported_ones() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    listed = re.search(r"^COMPAT_VERSIONS\s*\??=\s*(.+)$", makefile, re.M)
+    if "test-compat" not in makefile or not listed:
+        pytest.skip("the Makefile has no make test-compat (COMPAT_VERSIONS) to compare with")
+    assert listed[1].split() == _supported()[0]
+
+
+def test_every_page_of_docs_is_in_a_toctree() -> None:
+    listed = set(toctree("User guide")) | set(toctree("Maintainers"))
+    pages = {p for p in DOCS.glob("*.md") if p.name != "index.md"}
+    assert pages == listed, sorted(name(p) for p in pages ^ listed)
