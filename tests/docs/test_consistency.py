@@ -134,3 +134,8 @@ def test_every_page_of_docs_is_in_a_toctree() -> None:
     listed = set(toctree("User guide")) | set(toctree("Maintainers"))
     pages = {p for p in DOCS.glob("*.md") if p.name != "index.md"}
     assert pages == listed, sorted(name(p) for p in pages ^ listed)
+
+
+def test_the_readme_stays_short() -> None:
+    # what a user reads once; figures and evidence go to the maintainer pages of docs/
+    assert len(README.read_text().splitlines()) <= 200
