@@ -316,13 +316,16 @@ class Transport:
             requests.ConnectionError,
             requests.Timeout,
             requests.exceptions.ChunkedEncodingError,
+            # a malformed answer: two different Content-Length headers, as aiohttp's
+            # ClientResponseError below (the request's own headers were checked above)
+            requests.exceptions.InvalidHeader,
             urllib3.exceptions.HTTPError,  # raised while reading a streamed body
         ) as error:
             self._log_request(request, None, started)
             raise _Retryable(error=error) from None
         if body is None:
             raise self._too_large(request, answer.status_code)
-        text = body.decode(answer.encoding or "utf-8", errors="replace")
+        text = _decode(body, answer.encoding)
         response = ApiResponse(
             answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, text
         )
@@ -354,7 +357,7 @@ class Transport:
                     response = ApiResponse(
                         answer.status,
                         {k.lower(): v for k, v in answer.headers.items()},
-                        body.decode(answer.charset or "utf-8", errors="replace"),
+                        _decode(body, answer.charset),
                     )
             except (
                 aiohttp.ClientConnectionError,
@@ -401,6 +404,25 @@ class Transport:
             self.session.close()
             del self.__dict__["session"]
         self._environment.clear()
+
+
+_TEXT_ENCODINGS = frozenset(
+    {"utf-8", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be", "ascii"}
+    | {"iso8859-1", "iso8859-15", "cp1252"}
+)
+"""Charsets an answer may name; any other (unknown to Python, not a text encoding such as
+``base64``, or one that decodes in more than linear time such as ``punycode``) reads as UTF-8."""
+
+
+def _decode(body: bytes, charset: str | None) -> str:
+    """The answer's text in the charset its ``Content-Type`` names, if a known text one."""
+    import codecs
+
+    try:
+        name = codecs.lookup(charset or "utf-8").name
+    except (LookupError, ValueError):  # unknown, or a NUL or lone surrogate in the name
+        name = "utf-8"
+    return body.decode(name if name in _TEXT_ENCODINGS else "utf-8", errors="replace")
 
 
 def _declared_too_large(length: str | None, cap: int) -> bool:

@@ -26,6 +26,7 @@ from airflow_provider_cancel.exceptions import (
     InvalidResponseError,
 )
 from airflow_provider_cancel.hooks.base import JobApiHook
+from airflow_provider_cancel.hooks.settings import without_userinfo
 from airflow_provider_cancel.hooks.transport import ApiRequest, Flow
 from airflow_provider_cancel.job_ids import encode_path_segment
 from airflow_provider_cancel.messages import shorten
@@ -141,7 +142,8 @@ def parse_token_answer(body: Any, token_url: str, region_override: str | None) -
         base = region_url(region, token_url)
     except ValueError as why:
         raise InvalidResponseError(
-            f"WriteText.ai token answer: region {shorten(region, 80)!r} refused ({why}); "
+            f"WriteText.ai token answer: region {shorten(without_userinfo(region), 80)!r} "
+            f"refused ({why}); "
             "no request was sent there"
         ) from None
     now = time.time()
@@ -413,8 +415,9 @@ class WriteTextHook(JobApiHook):
         try:
             region_url(str(region), self.base_url)
         except ValueError as why:
+            shown = shorten(without_userinfo(str(region)), 80)
             raise ConnectionConfigError(
-                f"Connection {self.conn_id!r}: region {shorten(str(region), 80)!r} is not "
+                f"Connection {self.conn_id!r}: region {shown!r} is not "
                 f"usable ({why}); give a host such as api-eu.writetext.ai"
             ) from None
 
