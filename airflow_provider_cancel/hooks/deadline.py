@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.client import HTTPException, HTTPResponse, parse_headers
+from http.client import HTTPResponse, parse_headers
 from typing import Any
 
 from requests.adapters import HTTPAdapter
@@ -68,10 +68,6 @@ class _DeadlineReader(io.RawIOBase):
         super().close()
 
 
-MAX_INTERIM_ANSWERS = 32
-"""1xx interim answers skipped before the real one; more is a hostile server."""
-
-
 class _DeadlineResponse(HTTPResponse):
     """An answer read under the deadline, past any 1xx interim answers."""
 
@@ -86,12 +82,13 @@ class _DeadlineResponse(HTTPResponse):
         # http.client skips only "100 Continue"; RFC 9110 says a client skips every interim
         # answer (102 Processing, 103 Early Hints...) and reads the one after it. 101 is not
         # interim: the server switched protocols, which the caller must see (and refuse).
-        for _ in range(MAX_INTERIM_ANSWERS):
+        # Any number of them, as aiohttp: the attempt's deadline bounds the time they take, and
+        # each one's headers are read (bounded by http.client) and dropped.
+        while True:
             version, status, reason = super()._read_status()  # type: ignore[misc]
             if not 100 <= status < 200 or status == 101:
                 return version, status, reason
-            parse_headers(self.fp)  # the interim answer's headers: read and dropped
-        raise HTTPException(f"more than {MAX_INTERIM_ANSWERS} interim (1xx) answers")
+            parse_headers(self.fp)
 
 
 class _HTTPConnection(HTTPConnection):

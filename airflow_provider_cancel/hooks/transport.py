@@ -362,10 +362,10 @@ class Transport:
                     request.method,
                     yarl.URL(url, encoded=True),  # already encoded exactly
                     json=request.json,
-                    headers={**headers, **request.headers},
+                    headers={**headers, **request.headers, **proxy.request_headers(url)},
                     allow_redirects=False,
                     proxy=proxy.url,
-                    proxy_headers=proxy.headers,
+                    proxy_headers=proxy.connect_headers,
                 ) as answer:
                     body = await _aread_capped(answer, self.settings.max_response_size)
                     if body is None:
@@ -440,10 +440,23 @@ def _origin(url: str) -> str:
 @dataclass(frozen=True)
 class _Proxy:
     """Where the async path sends a request: ``url`` (``None``: straight to the origin) and the
-    ``Proxy-Authorization`` its user info asks for (sent to the proxy only)."""
+    ``Proxy-Authorization`` its user info asks for, which only the proxy reads: on the
+    ``CONNECT`` of an https request, on a plain http request itself (as requests does)."""
 
     url: yarl.URL | None = None
-    headers: dict[str, str] | None = None
+    authorization: str | None = None
+
+    @property
+    def connect_headers(self) -> dict[str, str] | None:
+        """Headers of the ``CONNECT`` (https through the proxy)."""
+        return {"Proxy-Authorization": self.authorization} if self.authorization else None
+
+    def request_headers(self, url: str) -> dict[str, str]:
+        """Headers a plain http request adds for the proxy (aiohttp sends ``proxy_headers``
+        only on a ``CONNECT``)."""
+        if self.authorization and url.startswith("http://"):
+            return {"Proxy-Authorization": self.authorization}
+        return {}
 
 
 def _environment_proxy(origin: str) -> _Proxy:
@@ -472,7 +485,7 @@ def _environment_proxy(origin: str) -> _Proxy:
     # As requests does: the user info becomes Basic proxy auth, and leaves the URL.
     credentials = f"{proxy.user}:{proxy.password or ''}".encode()
     authorization = f"Basic {base64.b64encode(credentials).decode('ascii')}"
-    return _Proxy(proxy.with_user(None), {"Proxy-Authorization": authorization})
+    return _Proxy(proxy.with_user(None), authorization)
 
 
 _TEXT_ENCODINGS = frozenset(
