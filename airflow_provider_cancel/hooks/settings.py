@@ -170,15 +170,15 @@ def connection_url(conn_id: str, host: Any, port: Any, default: str) -> str:
         raise refuse("it holds a query (?) or a fragment (#); give a host and an optional path")
     if not PATH_PREFIX.fullmatch(path) or any(ord(c) <= 32 or ord(c) >= 127 for c in rest):
         raise refuse("it holds a space, a control or non-ASCII character, or a backslash")
-    name, in_host = authority, ""
+    name, in_host = authority, None
     if not authority.endswith("]") and ":" in authority:
         name, in_host = authority.rsplit(":", 1)
     if not HOST_NAME.fullmatch(name):
         raise refuse("it is not a host name or an IP address")
-    if in_host and not _is_port(in_host):
+    if in_host is not None and not _is_port(in_host):
         raise refuse("its port is not a number from 1 to 65535")
     if port not in (None, "", 0, "0"):  # Airflow's connection test sends port 0 for "none"
-        if in_host:
+        if in_host is not None:
             raise refuse(f"a port is given twice, in the host and in the port field ({port!r})")
         if isinstance(port, bool) or not _is_port(str(port)):
             raise ConnectionConfigError(
