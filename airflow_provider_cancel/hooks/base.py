@@ -27,7 +27,12 @@ from airflow_provider_cancel.exceptions import (
 from airflow_provider_cancel.hooks.bulk import for_each
 from airflow_provider_cancel.hooks.flows import JobFlows, Params
 from airflow_provider_cancel.hooks.scrub import scrub
-from airflow_provider_cancel.hooks.settings import HookSettings, clean_secret, connection_url
+from airflow_provider_cancel.hooks.settings import (
+    MAXIMA,
+    HookSettings,
+    clean_secret,
+    connection_url,
+)
 from airflow_provider_cancel.hooks.transport import (
     ApiRequest,
     ApiResponse,
@@ -230,7 +235,7 @@ class JobApiHook(BaseHook, JobFlows):
         """``call`` on every id, ``max_concurrency`` at a time over the one pooled session,
         with progress in the log for long lists; results in the order of ``job_ids``."""
         ids = [self._one_id(job_id) for job_id in job_ids]
-        workers = max(1, min(max_concurrency, len(ids)))
+        workers = max(1, min(max_concurrency, len(ids), int(MAXIMA["pool_size"])))
         if "transport" not in self.__dict__ and (self._arguments["pool_size"] or 0) < workers:
             self._arguments["pool_size"] = workers
             self.__dict__.pop("settings", None)  # resolved again with the larger pool

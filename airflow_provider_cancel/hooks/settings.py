@@ -19,10 +19,11 @@ MAXIMA: dict[str, float] = {
     "connect_timeout": 3600.0,
     "retry_limit": 100,
     "max_response_size": 1024 * MIB,
+    "pool_size": 1000,
 }
 """The largest value of each setting (the others are bounded where they are used): one attempt
 waits at most an hour to connect and an hour for its answer, a call makes at most 101
-attempts, an answer is at most 1 GiB. A larger or infinite value is refused with the
+attempts, an answer is at most 1 GiB, a pool holds at most 1,000 connections. A larger or infinite value is refused with the
 connection, not met as an ``OverflowError`` at request time."""
 
 
@@ -89,7 +90,7 @@ def _number(conn_id: str, name: str, value: Any, kind: type) -> Any:
         number = kind(value)
     except (TypeError, ValueError, OverflowError):
         raise ConnectionConfigError(
-            f"Connection {conn_id!r}: {name}={value!r} is not a {kind.__name__}"
+            f"Connection {conn_id!r}: {name}={shorten(repr(value), 60)} is not a {kind.__name__}"
         ) from None
     strictly_positive = name in ("timeout", "connect_timeout", "max_response_size", "pool_size")
     most = MAXIMA.get(name, math.inf)
@@ -97,9 +98,9 @@ def _number(conn_id: str, name: str, value: Any, kind: type) -> Any:
     if not ((number > 0 if strictly_positive else number >= 0) and number <= most):
         need = "> 0" if strictly_positive else ">= 0"
         if most < math.inf:
-            need += f" and <= {most:g}"
+            need += f" and <= {most:.0f}"
         raise ConnectionConfigError(f"Connection {conn_id!r}: {name} must be {need}")
-    if not math.isfinite(number):  # "inf" and 1e400 read as floats, but no clock takes them
+    if isinstance(number, float) and not math.isfinite(number):  # "inf", "1e400": no clock
         raise ConnectionConfigError(f"Connection {conn_id!r}: {name} must be a finite number")
     return number
 

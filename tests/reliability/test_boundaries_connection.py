@@ -281,3 +281,25 @@ def test_the_bounds_are_stated_in_the_message() -> None:
     assert MAXIMA["timeout"] == MAXIMA["connect_timeout"] == 3600
     ok = HookSettings.resolve("c", {"timeout": 3600, "connect_timeout": "3600"}, {})
     assert ok.attempt_seconds == 7200
+
+
+@PROPERTY
+@given(
+    name=st.sampled_from(["retry_limit", "max_response_size", "pool_size"]),
+    value=st.one_of(
+        st.sampled_from(["inf", "nan", "1e3", "abc", "-1", "10**9", True, 1.5e300, [3]]),
+        st.integers(max_value=-1),
+        st.sampled_from([101, 1024**3 + 1, 10**400]),
+    ),
+)
+def test_a_hostile_count_or_size_is_refused_naming_the_field(
+    listening: HostileServer, run_hook: HookRunner, name: str, value: Any
+) -> None:
+    if name != "retry_limit" and value == 101:
+        value = 0  # 101 connections or bytes are fine; none is not
+    if name == "pool_size" and value == 1024**3 + 1:
+        value = 0
+    before = listening.seen()
+    host = f"http://127.0.0.1:{listening.port}"
+    assert name in str(refused(run_hook, connection("useapi", host), **{name: value}))
+    assert listening.seen() == before
