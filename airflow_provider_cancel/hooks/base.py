@@ -27,7 +27,12 @@ from airflow_provider_cancel.exceptions import (
 from airflow_provider_cancel.hooks.bulk import for_each
 from airflow_provider_cancel.hooks.flows import JobFlows, Params
 from airflow_provider_cancel.hooks.scrub import TEXT_LIMIT, clean_text
-from airflow_provider_cancel.hooks.settings import HookSettings, clean_secret
+from airflow_provider_cancel.hooks.settings import (
+    MAXIMA,
+    HookSettings,
+    clean_secret,
+    connection_url,
+)
 from airflow_provider_cancel.hooks.transport import (
     ApiRequest,
     ApiResponse,
@@ -139,9 +144,10 @@ class JobApiHook(BaseHook, JobFlows):
         return HookSettings.resolve(self.conn_id, self._arguments, extra)
 
     def check_connection(self) -> None:
-        """Check all of the connection now, before any request: its type, its secret, its
-        settings and the API's own extras. Raises :class:`ConnectionConfigError`."""
-        checked = (self.connection, self.secret, self.settings)
+        """Check all of the connection now, before any request: its type, its host and port,
+        its secret, its settings and the API's own extras. Raises
+        :class:`ConnectionConfigError`."""
+        checked = (self.connection, self.base_url, self.secret, self.settings)
         self._check_extras(checked[0])
 
     def _check_extras(self, conn: Any) -> None:
@@ -157,15 +163,11 @@ class JobApiHook(BaseHook, JobFlows):
 
     @cached_property
     def base_url(self) -> str:
-        """The connection's host as a URL; ``http://`` hosts (the emulator) are kept as is."""
-        host = (self.connection.host or "").strip().rstrip("/")
-        if not host:
-            return self.default_host
-        if "://" not in host:
-            host = f"https://{host}"
-        if self.connection.port:
-            host = f"{host}:{self.connection.port}"
-        return host
+        """The connection's host (and port) as a URL, checked (see
+        :func:`~airflow_provider_cancel.hooks.settings.connection_url`); ``https://`` unless the
+        host says ``http://`` (the emulator)."""
+        conn = self.connection
+        return connection_url(self.conn_id, conn.host, conn.port, self.default_host)
 
     # ------------------------------------------------------------------ what subclasses say
     # (also cancel_codes, cancel_request, status_request, state_from_body: see JobFlows)
@@ -233,7 +235,7 @@ class JobApiHook(BaseHook, JobFlows):
         """``call`` on every id, ``max_concurrency`` at a time over the one pooled session,
         with progress in the log for long lists; results in the order of ``job_ids``."""
         ids = [self._one_id(job_id) for job_id in job_ids]
-        workers = max(1, min(max_concurrency, len(ids)))
+        workers = max(1, min(max_concurrency, len(ids), int(MAXIMA["pool_size"])))
         if "transport" not in self.__dict__ and (self._arguments["pool_size"] or 0) < workers:
             self._arguments["pool_size"] = workers
             self.__dict__.pop("settings", None)  # resolved again with the larger pool
