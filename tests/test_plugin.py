@@ -6,7 +6,12 @@ point into Airflow's own listener manager, and Airflow's API-server code
 (``_emit_state_listener_hooks``, what ``PATCH .../taskInstances/{task_id}`` and ``PATCH
 .../dagRuns/{run_id}`` call) fires it with a database ``TaskInstance``. The task state store is
 Airflow's configured backend (``[state_store] backend``), here one in memory instead of the
-metadata DB. ``make e2e`` shows the same against a deployment.
+metadata DB. The task instance lives in a real metadata DB (SQLite in memory, every table of
+Airflow's models), in the request's session, and its rendered template fields are stored as
+the worker has them stored: the sensor's templates rendered by Airflow, serialized by the task
+runner (``_serialize_rendered_fields``) and written by ``TaskInstance.update_rtif`` (what the
+execution API's ``PUT /task-instances/{id}/rtif`` calls). ``make e2e`` shows the same against
+a deployment.
 """
 
 from __future__ import annotations
@@ -86,40 +91,118 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[MemoryStore]]:
     MemoryStore.rows = {}
 
 
-def task_instance(operator: Any = None) -> Any:
-    """A database ``TaskInstance`` of a reschedule-mode ``JobStatusSensor`` (or ``operator``)."""
+SESSIONS: list[Any] = []
+"""The sessions of the task instances made here, kept open like the request's (a session
+nobody holds is collected, and its objects detached)."""
+
+
+@pytest.fixture(scope="module")
+def metadata_db() -> Iterator[Any]:
+    """A metadata DB with every table of Airflow's models (SQLite, in memory)."""
+    if not HAS_STORE:
+        yield None
+        return
+    from airflow.models import import_all_models
+    from airflow.models.base import Base as Models
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import StaticPool
+
+    import_all_models()
+    engine = create_engine(
+        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+    )
+    Models.metadata.create_all(engine)
+    yield engine
+    while SESSIONS:
+        SESSIONS.pop().close()
+
+
+def task_instance(
+    metadata_db: Any,
+    operator: Any = None,
+    *,
+    conn_id: str = "useapi_default",
+    job_id: Any = "x",
+    hook_params: dict[str, Any] | None = None,
+) -> Any:
+    """A database ``TaskInstance`` (try 1) of a reschedule-mode ``JobStatusSensor`` (or
+    ``operator``) with its DAG run, in a session of ``metadata_db``; the sensor's rendered
+    template fields stored as the worker's first poke has them stored."""
+    from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.sdk import DAG
+    from airflow.sdk.execution_time.task_runner import _serialize_rendered_fields
+    from airflow.sdk import timezone
+    from airflow.utils.types import DagRunType
+    from sqlalchemy.orm import Session
 
     from airflow_provider_cancel.sensors.status import JobStatusSensor
 
-    with DAG(f"dag_{uuid.uuid4().hex[:8]}", schedule=None):
+    dag_id = f"dag_{uuid.uuid4().hex[:8]}"
+    with DAG(dag_id, schedule=None):
         if operator is None:
             wait = JobStatusSensor(
-                task_id="wait_done", conn_id="useapi_default", job_id="x", mode="reschedule"
+                task_id="wait_done",
+                conn_id=conn_id,
+                job_id=job_id,
+                mode="reschedule",
+                hook_params=FAST if hook_params is None else hook_params,
             )
         else:
             wait = operator(task_id="wait_done")
-    return TaskInstance(wait, run_id="manual__1", dag_version_id=uuid.uuid4())
+    session = Session(metadata_db, expire_on_commit=False)
+    SESSIONS.append(session)
+    run = DagRun(
+        dag_id=dag_id, run_id="manual__1", run_type=DagRunType.MANUAL, run_after=timezone.utcnow()
+    )
+    ti = TaskInstance(wait, run_id="manual__1", dag_version_id=uuid.uuid4())
+    ti.try_number = 1
+    session.add_all([run, ti])
+    wait.render_template_fields({})  # what the worker does before the poke
+    ti.update_rtif(_serialize_rendered_fields(wait), session=session)
+    session.commit()
+    return ti
 
 
-def record(store: type[MemoryStore], ti: Any, conn_id: str, jobs: list[str], **extra: Any) -> None:
-    scope = airflow_state.TaskScope(
+def scope_of(ti: Any) -> Any:
+    return airflow_state.TaskScope(
         dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=ti.map_index
     )
+
+
+def record(
+    store: type[MemoryStore], ti: Any, conn_id: str, jobs: list[str], **extra: Any
+) -> str:
+    """Write a record under the key of ``ti`` (as its sensor does, or as a REST user may)."""
     value = {"try_number": 1, "max_tries": 0, "conn_id": conn_id, "job_ids": jobs, **extra}
     value.setdefault("hook_params", FAST)
-    store.rows[(scope, WATCHING_KEY)] = json.dumps(value)
+    stored = store.rows[(scope_of(ti), WATCHING_KEY)] = json.dumps(value)
+    return stored
 
 
-def mark(ti: Any, state: str) -> None:
-    """What the API server does after it set a task instance's state for a user."""
+def waiting(
+    metadata_db: Any, store: type[MemoryStore], conn_id: str, jobs: list[str], **kwargs: Any
+) -> Any:
+    """The task instance of a sensor that watches ``jobs`` on ``conn_id`` and recorded them
+    before its reschedule."""
+    ti = task_instance(metadata_db, conn_id=conn_id, job_id=jobs, **kwargs)
+    record(store, ti, conn_id, jobs)
+    return ti
+
+
+def mark(ti: Any, state: str, *, commit: bool = True) -> None:
+    """What the API server does after it set a task instance's state for a user: the
+    listener hooks inside the request's session, which then commits."""
     from airflow.api_fastapi.core_api.services.public.task_instances import (
         _emit_state_listener_hooks,
     )
     from airflow.utils.state import TaskInstanceState
+    from sqlalchemy.orm import object_session
 
     _emit_state_listener_hooks([ti], TaskInstanceState(state))
+    session = object_session(ti)
+    if commit and session is not None:
+        session.commit()
     cancels_sent()
 
 
@@ -149,13 +232,13 @@ def test_the_plugin_loads_from_its_entry_point_into_airflows_listener_manager() 
 def test_marked_between_pokes_cancels_every_recorded_job_once(
     emulator: Any,
     useapi_conn: str,
+    metadata_db: Any,
     store: type[MemoryStore],
     state: str,
     all_logs: Callable[[], str],
 ) -> None:
     jobs = [emulator.submit_useapi(), emulator.submit_useapi()]
-    ti = task_instance()
-    record(store, ti, useapi_conn, jobs)
+    ti = waiting(metadata_db, store, useapi_conn, jobs)
 
     mark(ti, state)
     mark(ti, state)  # marked again: the record was taken, nothing is cancelled twice
@@ -170,10 +253,11 @@ def test_marked_between_pokes_cancels_every_recorded_job_once(
 
 @needs_store
 def test_no_record_no_cancel_a_running_poke_cancels_from_on_kill(
-    emulator: Any, useapi_conn: str, store: type[MemoryStore]
+    emulator: Any, useapi_conn: str, metadata_db: Any, store: type[MemoryStore]
 ) -> None:
     job = emulator.submit_useapi()
-    ti = task_instance()  # its poke took the record when it started: nothing recorded
+    # its poke took the record when it started: nothing recorded
+    ti = task_instance(metadata_db, conn_id=useapi_conn, job_id=[job])
 
     mark(ti, "failed")
 
@@ -181,12 +265,12 @@ def test_no_record_no_cancel_a_running_poke_cancels_from_on_kill(
 
 
 @pytest.fixture
-def recorded(emulator: Any, useapi_conn: str, store: type[MemoryStore]) -> tuple[Any, str]:
+def recorded(
+    emulator: Any, useapi_conn: str, metadata_db: Any, store: type[MemoryStore]
+) -> tuple[Any, str]:
     """A task instance whose sensor recorded one running job before its reschedule."""
     job = emulator.submit_useapi()
-    ti = task_instance()
-    record(store, ti, useapi_conn, [job])
-    return ti, job
+    return waiting(metadata_db, store, useapi_conn, [job]), job
 
 
 @needs_store
@@ -227,14 +311,17 @@ def test_a_task_instance_in_a_worker_is_left_to_the_task(
 
 @needs_store
 def test_a_failing_cancel_is_logged_with_the_ids_left_running_and_the_request_goes_on(
-    emulator: Any, set_connection: Callable[..., str], store: type[MemoryStore], all_logs: Any
+    emulator: Any,
+    set_connection: Callable[..., str],
+    metadata_db: Any,
+    store: type[MemoryStore],
+    all_logs: Any,
 ) -> None:
     secret = "listener-secret-token-42"
     conn_id = set_connection("useapi_listener", "useapi", host=emulator.url, password=secret)
     jobs = [emulator.submit_useapi(), emulator.submit_useapi()]
     emulator.inject("500", count=100, call="cancel")
-    ti = task_instance()
-    record(store, ti, conn_id, jobs, hook_params={**FAST, "retry_limit": 1})
+    ti = waiting(metadata_db, store, conn_id, jobs, hook_params={**FAST, "retry_limit": 1})
 
     mark(ti, "failed")  # never raises
 
@@ -246,10 +333,9 @@ def test_a_failing_cancel_is_logged_with_the_ids_left_running_and_the_request_go
 
 @needs_store
 def test_an_unknown_connection_is_logged_with_the_ids_left_running(
-    store: type[MemoryStore], all_logs: Callable[[], str]
+    metadata_db: Any, store: type[MemoryStore], all_logs: Callable[[], str]
 ) -> None:
-    ti = task_instance()
-    record(store, ti, "no_such_connection", ["job-1"])
+    ti = waiting(metadata_db, store, "no_such_connection", ["job-1"])
 
     mark(ti, "failed")
 
@@ -259,14 +345,17 @@ def test_an_unknown_connection_is_logged_with_the_ids_left_running(
 
 @needs_store
 def test_an_unreadable_store_is_logged_and_the_request_goes_on(
-    monkeypatch: pytest.MonkeyPatch, store: type[MemoryStore], all_logs: Callable[[], str]
+    monkeypatch: pytest.MonkeyPatch,
+    metadata_db: Any,
+    store: type[MemoryStore],
+    all_logs: Callable[[], str],
 ) -> None:
     def broken(*_: Any, **__: Any) -> None:
         raise RuntimeError("state store down")
 
     monkeypatch.setattr(store, "get", broken)
 
-    mark(task_instance(), "failed")
+    mark(task_instance(metadata_db), "failed")
 
     assert "could not read what it waited on (state store down)" in all_logs()
 
@@ -276,18 +365,15 @@ def test_an_unreadable_store_is_logged_and_the_request_goes_on(
 def test_the_cancel_waits_for_the_request_to_commit_and_leaves_its_thread(
     emulator: Any, store: type[MemoryStore], recorded: tuple[Any, str], ends: str
 ) -> None:
-    from sqlalchemy import create_engine
-    from sqlalchemy.orm import Session
+    from sqlalchemy.orm import object_session
 
     ti, job = recorded
-    session = Session(create_engine("sqlite://"))
-    session.add(ti)  # the request's session, as in the API server
+    session = object_session(ti)  # the request's session, as in the API server
 
-    mark(ti, "failed")
+    mark(ti, "failed", commit=False)
 
     assert emulator.job(job)["cancel_calls"] == 0  # the request's transaction is still open
     assert store.rows == {}  # taken, in the request's session (a rollback puts it back)
-    session.expunge(ti)
     if ends == "rollback":
         session.rollback()
     session.commit()  # after a rollback: a later transaction of the same session
@@ -297,7 +383,7 @@ def test_the_cancel_waits_for_the_request_to_commit_and_leaves_its_thread(
 
 @needs_store
 def test_a_record_planted_on_another_task_is_ignored(
-    emulator: Any, useapi_conn: str, store: type[MemoryStore]
+    emulator: Any, useapi_conn: str, metadata_db: Any, store: type[MemoryStore]
 ) -> None:
     from airflow.sdk import BaseOperator
 
@@ -305,7 +391,7 @@ def test_a_record_planted_on_another_task_is_ignored(
         pass
 
     job = emulator.submit_useapi()
-    ti = task_instance(Planted)
+    ti = task_instance(metadata_db, Planted)
     record(store, ti, useapi_conn, [job])  # a REST user may write any task's state store
 
     mark(ti, "failed")
@@ -315,8 +401,8 @@ def test_a_record_planted_on_another_task_is_ignored(
 
 
 @needs_store
-def test_only_safe_hook_params_reach_the_hook_and_they_are_clamped(
-    monkeypatch: pytest.MonkeyPatch, useapi_conn: str, store: type[MemoryStore]
+def test_only_the_tasks_own_safe_hook_params_reach_the_hook_and_they_are_clamped(
+    monkeypatch: pytest.MonkeyPatch, useapi_conn: str, metadata_db: Any, store: type[MemoryStore]
 ) -> None:
     import airflow_provider_cancel.hooks as hooks
 
@@ -327,8 +413,7 @@ def test_only_safe_hook_params_reach_the_hook_and_they_are_clamped(
         raise RuntimeError("seen")
 
     monkeypatch.setattr(hooks, "hook_for_connection", hook_for_connection)
-    ti = task_instance()
-    planted = {
+    dag_authors = {
         "timeout": 3600,
         "connect_timeout": 0,
         "retry_limit": 1000,
@@ -337,7 +422,9 @@ def test_only_safe_hook_params_reach_the_hook_and_they_are_clamped(
         "pool_size": 1,
         "confirm": False,
     }
-    record(store, ti, useapi_conn, ["job-1"], hook_params=planted)
+    ti = task_instance(metadata_db, conn_id=useapi_conn, job_id=["job-1"], hook_params=dag_authors)
+    # The record's own hook_params are never used: a REST user may have written them.
+    record(store, ti, useapi_conn, ["job-1"], hook_params={"service": "x", "timeout": 0.001})
 
     mark(ti, "failed")
 
@@ -364,9 +451,9 @@ def test_only_safe_hook_params_reach_the_hook_and_they_are_clamped(
     ],
 )
 def test_a_record_this_provider_did_not_write_is_left_in_place_and_logged(
-    store: type[MemoryStore], all_logs: Callable[[], str], value: Any
+    metadata_db: Any, store: type[MemoryStore], all_logs: Callable[[], str], value: Any
 ) -> None:
-    ti = task_instance()
+    ti = task_instance(metadata_db)
     scope = airflow_state.TaskScope(
         dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=ti.map_index
     )
