@@ -27,6 +27,7 @@ from airflow import __version__ as airflow_version
 from packaging.version import Version
 
 from airflow_provider_cancel.stopping import WATCHING_KEY
+from tests.planted import OWN_IDS
 
 FAST = {"retry_delay": 0.01, "max_retry_wait": 0.5, "timeout": 5.0}
 HAS_STORE = Version(airflow_version).release >= (3, 3)
@@ -465,3 +466,171 @@ def test_a_record_this_provider_did_not_write_is_left_in_place_and_logged(
     assert store.rows == {(scope, WATCHING_KEY): stored}
     assert "Task 'wait_done' of run 'manual__1': " in all_logs()
     assert "holds something this provider did not write" in all_logs()
+
+
+# ---------------------------------------------------------------------- authority
+
+OWN = OWN_IDS
+"""The ids the sensor of :func:`team_task` renders."""
+
+
+@pytest.fixture
+def two_teams(set_connection: Callable[..., str]) -> Iterator[tuple[Any, Any]]:
+    """Two APIs that note every request: ``mine`` (the sensor's connection) and ``team_b``
+    (another team's), each answering 404."""
+    from tests.hostile_server import hostile, reply_json
+
+    def answer(_: Any) -> Any:
+        return reply_json(404, {"error": "no such job"})
+
+    with hostile(answer) as mine, hostile(answer) as team_b:
+        set_connection("mine", "useapi", host=mine.url, password="mine-token-123")
+        set_connection("team_b", "useapi", host=team_b.url, password="team-b-token-456")
+        yield mine, team_b
+
+
+def named_id(request: Any) -> str:
+    """The job id a useapi v2 cancel request names (``/v2/jobs/cancel/?jobid=...``)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    (job_id,) = parse_qs(urlsplit(request.path).query)["jobid"]
+    return job_id
+
+
+def cancelled_ids(server: Any) -> set[str]:
+    """The ids named by the cancel requests ``server`` saw."""
+    return {named_id(request) for request in server.requests}
+
+
+@needs_store
+def test_the_listener_cancels_the_tasks_own_record_with_its_own_connection(
+    two_teams: tuple[Any, Any], metadata_db: Any, store: type[MemoryStore]
+) -> None:
+    mine, team_b = two_teams
+    ti = waiting(metadata_db, store, "mine", OWN)
+
+    mark(ti, "failed")
+
+    assert cancelled_ids(mine) == set(OWN)
+    assert team_b.requests == []
+    assert store.rows == {}
+
+
+@needs_store
+@pytest.mark.parametrize(
+    ("planted", "reason"),
+    [
+        ({"conn_id": "team_b", "job_ids": ["team-b-1"]}, "names connection 'team_b'"),
+        ({"conn_id": "team_b"}, "names connection 'team_b'"),
+        ({"job_ids": ["team-b-1", "team-b-2"]}, "not the ids the task rendered"),
+        ({"job_ids": [*OWN, "team-b-1"]}, "not the ids the task rendered"),
+        ({"job_ids": ["own-1"]}, "not the ids the task rendered"),
+        ({"try_number": 2}, "no try of the task instance"),
+        ({"try_number": 0}, "no try of the task instance"),
+        ({"max_tries": -1}, "no try of the task instance"),
+        ({"max_tries": 10**30}, "no try of the task instance"),
+        ({"try_number": None}, "no try of the task instance"),
+    ],
+)
+def test_a_planted_record_is_refused_left_in_place_and_sends_nothing(
+    two_teams: tuple[Any, Any],
+    metadata_db: Any,
+    store: type[MemoryStore],
+    all_logs: Callable[[], str],
+    planted: dict[str, Any],
+    reason: str,
+) -> None:
+    mine, team_b = two_teams
+    ti = task_instance(metadata_db, conn_id="mine", job_id=OWN)
+    values = {"conn_id": "mine", "job_ids": OWN, **planted}
+    stored = record(store, ti, values.pop("conn_id"), values.pop("job_ids"), **values)
+
+    mark(ti, "failed")
+
+    assert mine.requests == [] and team_b.requests == []
+    assert store.rows == {(scope_of(ti), WATCHING_KEY): stored}
+    errors = [line for line in all_logs().splitlines() if "refused the record" in line]
+    assert errors and reason in errors[0]
+    assert "Task 'wait_done' of run 'manual__1'" in errors[0]
+
+
+@needs_store
+def test_a_task_instance_without_rendered_fields_is_refused(
+    two_teams: tuple[Any, Any],
+    metadata_db: Any,
+    store: type[MemoryStore],
+    all_logs: Callable[[], str],
+) -> None:
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from sqlalchemy import delete
+    from sqlalchemy.orm import object_session
+
+    mine, _ = two_teams
+    ti = waiting(metadata_db, store, "mine", OWN)
+    session = object_session(ti)
+    session.execute(delete(RenderedTaskInstanceFields).where(RenderedTaskInstanceFields.dag_id == ti.dag_id))
+    session.commit()  # e.g. past [core] num_dag_runs_to_retain_rendered_fields
+
+    mark(ti, "failed")
+
+    assert mine.requests == []
+    assert len(store.rows) == 1
+    assert "holds no rendered template fields" in all_logs()
+
+
+@needs_store
+def test_a_long_list_is_checked_by_its_digest_though_airflow_cuts_the_rendered_ids(
+    two_teams: tuple[Any, Any], metadata_db: Any, store: type[MemoryStore]
+) -> None:
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+
+    mine, _ = two_teams
+    jobs = [f"own-{n:03d}" for n in range(500)]
+    ti = waiting(metadata_db, store, "mine", jobs)
+    rendered = RenderedTaskInstanceFields.get_templated_fields(ti, session=_session(ti))
+    assert isinstance(rendered["job_id"], str) and "Truncated" in rendered["job_id"]
+
+    mark(ti, "failed")
+
+    assert cancelled_ids(mine) == set(jobs)
+    assert store.rows == {}
+
+
+def _session(ti: Any) -> Any:
+    from sqlalchemy.orm import object_session
+
+    return object_session(ti)
+
+
+@needs_store
+def test_planted_records_never_reach_another_connection_or_other_ids(
+    two_teams: tuple[Any, Any],
+    metadata_db: Any,
+    store: type[MemoryStore],
+    all_logs: Callable[[], str],
+) -> None:
+    import time
+
+    from hypothesis import given, settings
+
+    from tests.planted import PLANTED
+
+    mine, team_b = two_teams
+    ti = task_instance(metadata_db, conn_id="mine", job_id=OWN)
+
+    @settings(max_examples=40, deadline=None)
+    @given(planted=PLANTED)
+    def check(planted: Any) -> None:
+        sent_before = len(mine.requests)
+        store.rows[(scope_of(ti), WATCHING_KEY)] = json.dumps(planted)
+        started = time.monotonic()
+
+        mark(ti, "failed")
+
+        assert time.monotonic() - started < 30
+        assert team_b.requests == []
+        new = mine.requests[sent_before:]
+        assert {named_id(request) for request in new} <= set(OWN)
+
+    check()
+    assert max(len(line) for line in all_logs().splitlines()) < 5000
