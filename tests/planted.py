@@ -6,6 +6,8 @@ that would lengthen the cancel."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hypothesis import strategies as st
@@ -48,3 +50,31 @@ PLANTED: st.SearchStrategy[Any] = (
     | st.lists(st.integers(), max_size=5)
 )
 """Anything a REST user may write under the key (the state store keeps JSON)."""
+
+
+@contextlib.contextmanager
+def two_team_apis(set_connection: Callable[..., str]) -> Iterator[tuple[Any, Any]]:
+    """Two APIs that note every request: ``mine`` (the sensor's connection) and ``team_b``
+    (another team's), each answering 404."""
+    from tests.hostile_server import hostile, reply_json
+
+    def answer(_: Any) -> Any:
+        return reply_json(404, {"error": "no such job"})
+
+    with hostile(answer) as mine, hostile(answer) as team_b:
+        set_connection("mine", "useapi", host=mine.url, password="mine-token-123")
+        set_connection("team_b", "useapi", host=team_b.url, password="team-b-token-456")
+        yield mine, team_b
+
+
+def named_id(request: Any) -> str:
+    """The job id a useapi v2 request names (``/v2/jobs/cancel/?jobid=...``)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    (job_id,) = parse_qs(urlsplit(request.path).query)["jobid"]
+    return job_id
+
+
+def cancelled_ids(server: Any) -> set[str]:
+    """The ids named by the requests ``server`` saw."""
+    return {named_id(request) for request in server.requests}

@@ -27,7 +27,7 @@ from airflow import __version__ as airflow_version
 from packaging.version import Version
 
 from airflow_provider_cancel.stopping import WATCHING_KEY
-from tests.planted import OWN_IDS
+from tests.planted import OWN_IDS, cancelled_ids, named_id, two_team_apis
 
 FAST = {"retry_delay": 0.01, "max_retry_wait": 0.5, "timeout": 5.0}
 HAS_STORE = Version(airflow_version).release >= (3, 3)
@@ -471,35 +471,13 @@ def test_a_record_this_provider_did_not_write_is_left_in_place_and_logged(
 # ---------------------------------------------------------------------- authority
 
 OWN = OWN_IDS
-"""The ids the sensor of :func:`team_task` renders."""
+"""The ids the sensor of these tests renders."""
 
 
 @pytest.fixture
 def two_teams(set_connection: Callable[..., str]) -> Iterator[tuple[Any, Any]]:
-    """Two APIs that note every request: ``mine`` (the sensor's connection) and ``team_b``
-    (another team's), each answering 404."""
-    from tests.hostile_server import hostile, reply_json
-
-    def answer(_: Any) -> Any:
-        return reply_json(404, {"error": "no such job"})
-
-    with hostile(answer) as mine, hostile(answer) as team_b:
-        set_connection("mine", "useapi", host=mine.url, password="mine-token-123")
-        set_connection("team_b", "useapi", host=team_b.url, password="team-b-token-456")
-        yield mine, team_b
-
-
-def named_id(request: Any) -> str:
-    """The job id a useapi v2 cancel request names (``/v2/jobs/cancel/?jobid=...``)."""
-    from urllib.parse import parse_qs, urlsplit
-
-    (job_id,) = parse_qs(urlsplit(request.path).query)["jobid"]
-    return job_id
-
-
-def cancelled_ids(server: Any) -> set[str]:
-    """The ids named by the cancel requests ``server`` saw."""
-    return {named_id(request) for request in server.requests}
+    with two_team_apis(set_connection) as apis:
+        yield apis
 
 
 @needs_store
