@@ -55,7 +55,10 @@ def _checked_kwargs(
     statuses = sorted(s.value for s in parse_statuses(success_statuses, task="JobStatusTrigger"))
     if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)):
         raise _refused("poll_interval", poll_interval, "must be a number of seconds")
-    interval = float(poll_interval)  # an int past float's range raises OverflowError here
+    try:
+        interval = float(poll_interval)
+    except OverflowError:  # an int past float's range
+        interval = math.inf
     if not (math.isfinite(interval) and 0 < interval <= MAX_POLL_INTERVAL):
         raise _refused(
             "poll_interval", poll_interval, f"must be > 0 and <= {MAX_POLL_INTERVAL:g} seconds"
