@@ -114,7 +114,9 @@ def log_outcomes(
 
     Returns those ids."""
     answered = {result.job_id for result in results}
-    not_sent = [r.job_id for r in results if r.outcome is CancelOutcome.ERROR and NOT_SENT in r.message]
+    not_sent = [
+        r.job_id for r in results if r.outcome is CancelOutcome.ERROR and NOT_SENT in r.message
+    ]
     skipped = set(not_sent)
     for result in results:
         if result.job_id not in skipped:
@@ -288,7 +290,7 @@ def next_try_refusal(
     """Why a later try must not cancel what ``record`` names, or ``None``: it must be one an
     earlier try of this task instance can have written, with the connection this try renders
     and only ids this try renders. (The earlier try's rendered fields are gone by now: a try
-    sends its own before it runs, and workers cannot read them back.)"""
+    sends its own before it runs, and workers cannot read them back.)."""
     why = try_refusal(record, try_number, max_tries)
     if why is not None:
         return why
@@ -304,10 +306,12 @@ def next_try_refusal(
     return None
 
 
-def was_cleared(record: dict[str, Any], *, try_number: int, max_tries: int) -> bool:
+def was_cleared(record: dict[str, Any], *, try_number: Any, max_tries: Any) -> bool:
     """Whether the task instance was cleared since the try that wrote ``record``: a clear
     raises ``max_tries`` to ``try_number + retries`` (``clear_task_instances``) and the next try
     gets the next number; a retry keeps ``max_tries``, a reschedule keeps both."""
+    if try_refusal(record, try_number, max_tries) is not None:
+        return False
     return bool(record["max_tries"] < max_tries and record["try_number"] < try_number)
 
 

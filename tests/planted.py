@@ -24,8 +24,18 @@ _many_ids = st.sampled_from([1_000, 20_000]).map(lambda n: [f"x-{i}" for i in ra
 _numbers = st.none() | st.sampled_from([-1, 0, 1, 2, 3, 10**30, -(10**30)]) | st.integers()
 _hook_params = st.dictionaries(
     st.sampled_from(
-        ["timeout", "connect_timeout", "retry_limit", "retry_delay", "max_retry_wait", "service"]
-        + ["api_version", "pool_size", "max_response_size", "k" * 1_000]
+        [
+            "timeout",
+            "connect_timeout",
+            "retry_limit",
+            "retry_delay",
+            "max_retry_wait",
+            "service",
+            "api_version",
+            "pool_size",
+            "max_response_size",
+            "k" * 1000,
+        ]
     ),
     st.integers() | st.floats() | st.text(max_size=30) | st.sampled_from([3600, 10**9, "inf"]),
     max_size=6,

@@ -131,9 +131,8 @@ def task_instance(
     template fields stored as the worker's first poke has them stored."""
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
-    from airflow.sdk import DAG
+    from airflow.sdk import DAG, timezone
     from airflow.sdk.execution_time.task_runner import _serialize_rendered_fields
-    from airflow.sdk import timezone
     from airflow.utils.types import DagRunType
     from sqlalchemy.orm import Session
 
@@ -171,9 +170,7 @@ def scope_of(ti: Any) -> Any:
     )
 
 
-def record(
-    store: type[MemoryStore], ti: Any, conn_id: str, jobs: list[str], **extra: Any
-) -> str:
+def record(store: type[MemoryStore], ti: Any, conn_id: str, jobs: list[str], **extra: Any) -> str:
     """Write a record under the key of ``ti`` (as its sensor does, or as a REST user may)."""
     value = {"try_number": 1, "max_tries": 0, "conn_id": conn_id, "job_ids": jobs, **extra}
     value.setdefault("hook_params", FAST)
@@ -369,7 +366,7 @@ def test_the_cancel_waits_for_the_request_to_commit_and_leaves_its_thread(
     from sqlalchemy.orm import object_session
 
     ti, job = recorded
-    session = object_session(ti)  # the request's session, as in the API server
+    session: Any = object_session(ti)  # the request's session, as in the API server
 
     mark(ti, "failed", commit=False)
 
@@ -525,10 +522,12 @@ def test_a_planted_record_is_refused_left_in_place_and_sends_nothing(
 
     mark(ti, "failed")
 
-    assert mine.requests == [] and team_b.requests == []
+    assert mine.requests == []
+    assert team_b.requests == []
     assert store.rows == {(scope_of(ti), WATCHING_KEY): stored}
     errors = [line for line in all_logs().splitlines() if "refused the record" in line]
-    assert errors and reason in errors[0]
+    assert errors
+    assert reason in errors[0]
     assert "Task 'wait_done' of run 'manual__1'" in errors[0]
 
 
@@ -545,8 +544,10 @@ def test_a_task_instance_without_rendered_fields_is_refused(
 
     mine, _ = two_teams
     ti = waiting(metadata_db, store, "mine", OWN)
-    session = object_session(ti)
-    session.execute(delete(RenderedTaskInstanceFields).where(RenderedTaskInstanceFields.dag_id == ti.dag_id))
+    session: Any = object_session(ti)
+    session.execute(
+        delete(RenderedTaskInstanceFields).where(RenderedTaskInstanceFields.dag_id == ti.dag_id)
+    )
     session.commit()  # e.g. past [core] num_dag_runs_to_retain_rendered_fields
 
     mark(ti, "failed")
@@ -566,7 +567,8 @@ def test_a_long_list_is_checked_by_its_digest_though_airflow_cuts_the_rendered_i
     jobs = [f"own-{n:03d}" for n in range(500)]
     ti = waiting(metadata_db, store, "mine", jobs)
     rendered = RenderedTaskInstanceFields.get_templated_fields(ti, session=_session(ti))
-    assert isinstance(rendered["job_id"], str) and "Truncated" in rendered["job_id"]
+    assert isinstance(rendered["job_id"], str)
+    assert "Truncated" in rendered["job_id"]
 
     mark(ti, "failed")
 

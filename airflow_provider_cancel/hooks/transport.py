@@ -20,8 +20,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_cancel.exceptions import (
-    CancelApiError,
     NOT_SENT,
+    CancelApiError,
     InvalidResponseError,
     NotSentError,
     TransportError,

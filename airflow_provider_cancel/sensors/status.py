@@ -340,8 +340,7 @@ class JobStatusSensor(BaseSensorOperator):
             return  # taken by nobody: cancelling now could cancel twice
         if cleared and record is not None:
             why = (
-                f"{where}: try {record['try_number']} was cleared while it waited between two "
-                "pokes"
+                f"{where}: try {record['try_number']} was cleared while it waited between two pokes"
             )
             cancel_with_connection(
                 self.conn_id, self.hook_params, list(record["job_ids"]), log=self.log, why=why

@@ -524,10 +524,13 @@ def test_a_planted_record_is_refused_by_the_next_try_and_left_in_place(
 
     wait._take_over_watching(context)
 
-    assert mine.requests == [] and team_b.requests == []
+    assert mine.requests == []
+    assert team_b.requests == []
     assert context["task_state_store"].values == {WATCHING_KEY: record}
     errors = [line for line in all_logs().splitlines() if "refused the record" in line]
-    assert errors and reason in errors[0] and "Task 'wait_done'" in errors[0]
+    assert errors
+    assert reason in errors[0]
+    assert "Task 'wait_done'" in errors[0]
 
 
 def test_the_next_try_cancels_with_its_own_hook_params_clamped(
