@@ -240,9 +240,7 @@ def test_decide_after_read(status, accepted, outcome):
 def test_the_message_about_many_failed_jobs_names_a_few_and_the_count() -> None:
     from airflow_provider_cancel.status import JobState, JobStatus, assess
 
-    states = {
-        f"job-{n}": JobState(f"job-{n}", JobStatus.FAILED, "failed") for n in range(100_000)
-    }
+    states = {f"job-{n}": JobState(f"job-{n}", JobStatus.FAILED, "failed") for n in range(100_000)}
 
     message = assess(states, frozenset({JobStatus.COMPLETED})).message
 
