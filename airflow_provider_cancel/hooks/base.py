@@ -110,6 +110,15 @@ class JobApiHook(BaseHook, JobFlows):
         }
         self.confirm = confirm
         self._known_secrets: list[str] = []
+        self._send_until: float | None = None
+
+    def stop_sending_at(self, at: float) -> None:
+        """Send no request (first attempt or retry) after ``at`` (``time.monotonic()``): a
+        request due later fails with :class:`~airflow_provider_cancel.exceptions.NotSentError`
+        instead. Used by the cancels of a stopped task, whose time is bounded."""
+        self._send_until = at
+        if "transport" in self.__dict__:
+            self.transport.send_until = at
 
     # ------------------------------------------------------------------ connection settings
     @cached_property
@@ -342,7 +351,11 @@ class JobApiHook(BaseHook, JobFlows):
     @cached_property
     def transport(self) -> Transport:
         """Sends this hook's requests; built on first use, with the settings resolved then."""
-        return Transport(self.settings, hook_name=self.hook_name, log=self.log, scrub=self.scrub)
+        transport = Transport(
+            self.settings, hook_name=self.hook_name, log=self.log, scrub=self.scrub
+        )
+        transport.send_until = self._send_until  # also for one built again after close()
+        return transport
 
     @property
     def session(self) -> requests.Session:

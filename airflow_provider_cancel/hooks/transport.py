@@ -21,9 +21,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_cancel.exceptions import (
+    NOT_SENT,
     CancelApiError,
     ConnectionConfigError,
     InvalidResponseError,
+    NotSentError,
     TransportError,
 )
 from airflow_provider_cancel.hooks.retry_after import retry_after_seconds
@@ -112,6 +114,12 @@ class Transport:
         self.scrub = scrub
         self._environment: dict[str, dict[str, Any]] = {}
         self._proxies: dict[str, _Proxy] = {}
+        self.send_until: float | None = None
+        """``time.monotonic()`` after which no request (first attempt or retry) is sent."""
+
+    def _check_send_window(self, request: ApiRequest) -> None:
+        if self.send_until is not None and time.monotonic() >= self.send_until:
+            raise NotSentError(f"{self.hook_name} {request.call} {NOT_SENT}", job_id=request.job_id)
 
     def send(self, request: ApiRequest, base: str, headers: Mapping[str, str]) -> ApiResponse:
         """Send ``request`` to ``base`` with the retry policy; the final answer."""
@@ -279,6 +287,7 @@ class Transport:
 
         from airflow_provider_cancel.hooks.deadline import deadline
 
+        self._check_send_window(request)
         started = time.monotonic()
         url = self._url(request, base)
         # Prepared by hand: Session.prepare_request would re-quote the URL (turning an encoded
@@ -349,6 +358,7 @@ class Transport:
         # Waiting for a pooled connection is not part of the request's time: the semaphore
         # (one slot per pooled connection) is taken before aiohttp's clock starts.
         async with pool.slots:
+            self._check_send_window(request)  # the wait for a slot may have used the time up
             started = time.monotonic()
             try:
                 async with pool.client.request(
