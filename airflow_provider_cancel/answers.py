@@ -134,7 +134,7 @@ def decide_cancel(
         return CancelResult(job_id, CancelOutcome.CANCELLED, JobStatus.CANCELLED, None, "cancelled")
     if 200 <= code < 300:
         # A status in the body settles it; an answer that says nothing is read once.
-        state = answer.state
+        state = answer.state if answer.is_api_answer else None
         if state is not None:
             settled = settled_by_status(state, cancel_accepted=True)
             if settled is not None:
