@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class CancelCodes:
     """What the status code of a cancel's answer means, for one API (2xx aside: see
-    ``JobApiHook.cancel_answered_2xx_flow``); any other code is an error."""
+    :func:`decide_cancel`); any other code is an error."""
 
     cancelled: frozenset[int] = frozenset()
     """The job is cancelled now (useapi v3's documented 204)."""
