@@ -78,8 +78,8 @@ def names_of_apis(source: str) -> list[str]:
             texts.append(node.attr)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             texts.append(node.name)
-        elif isinstance(node, ast.arg) or (isinstance(node, ast.keyword) and node.arg):
-            texts.append(node.arg)
+        elif isinstance(node, (ast.arg, ast.keyword)):
+            texts.append(node.arg or "")
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
             texts.extend([module, *(alias.name for alias in node.names)])
