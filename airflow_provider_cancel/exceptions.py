@@ -83,6 +83,6 @@ def missing_job_message(error: JobNotFoundError) -> str:
     """What a sensor says when a job it waits for disappears."""
     return (
         f"job {error.job_id!r} disappeared while waiting (not found: {error.server_message}); "
-        "set missing_job_status to read a missing job as a status (WriteText drops finished "
-        "requests)"
+        "set missing_job_status to read a missing job as a status (some APIs drop finished "
+        "jobs)"
     )

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_cancel import connection_form
 from airflow_provider_cancel._compat import mask_secret
 from airflow_provider_cancel.answers import CancelCodes
 from airflow_provider_cancel.exceptions import (
@@ -27,6 +26,7 @@ from airflow_provider_cancel.exceptions import (
     InvalidResponseError,
     TransportError,
 )
+from airflow_provider_cancel.hooks.apis import WRITETEXT
 from airflow_provider_cancel.hooks.base import JobApiHook
 from airflow_provider_cancel.hooks.scrub import clean_text
 from airflow_provider_cancel.hooks.settings import without_userinfo
@@ -342,15 +342,8 @@ class WriteTextHook(JobApiHook):
         print(hook.cancel_job("3fa85f64-5717-4562-b3fc-2c963f66afa6").outcome)
     """
 
-    conn_type = "writetext"
-    default_conn_name = "writetext_default"
-    hook_name = "WriteText.ai"
-    default_host = "https://api.writetext.ai"
-    secret_label = "API key"
+    api = WRITETEXT
     cancel_codes = CANCEL_CODES
-    # Airflow 2.11's connection form (Airflow 3 reads the provider info instead).
-    get_ui_field_behaviour = connection_form.get_ui_field_behaviour
-    get_connection_form_widgets = connection_form.get_connection_form_widgets
 
     _token_key: str | None = None
     """The token cache's key for this hook's connection, once known."""
@@ -490,7 +483,8 @@ class WriteTextHook(JobApiHook):
             known.extend(TOKEN_CACHE.issued(self._token_key))
         return known
 
-    def _check_extras(self, conn: Any) -> None:
+    def check_extras(self, conn: Any) -> None:
+        """``region``, if set, is a host with an optional port."""
         region = self.extra_value("region", conn)
         if region is None:
             return

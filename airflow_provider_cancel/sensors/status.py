@@ -140,24 +140,14 @@ class JobStatusSensor(BaseSensorOperator):
         by Airflow with the other rendered fields (what the listener checks a record against,
         :data:`~airflow_provider_cancel.stopping.WATCHED_IDS_FIELD`)."""
         self._stop_cancel_done = False
-        service, version = self.hook_params.get("service"), self.hook_params.get("api_version")
-        if isinstance(service, str) and "{{" not in service:  # literal: checked at parse
-            from airflow_provider_cancel.hooks.useapi_services import find_service
+        if isinstance(self.hook_params, dict):  # literal: the DAG file may already tell
+            from airflow_provider_cancel.hooks.apis import wait_refusal_at_parse
 
-            try:
-                described = find_service(service.strip().lower(), version)
-            except (KeyError, TypeError):
-                described = None  # an unknown service fails with the list when the task runs
-            waits_for_cancel = JobStatus.CANCELLED.value in self.success_statuses
-            if waits_for_cancel and described is not None and not described.stops_the_work:
-                raise ValueError(self._nothing_to_wait_for(described.name))
-
-    def _nothing_to_wait_for(self, service: str) -> str:
-        return (
-            f"Task {self.task_id!r}: useapi.net service {service!r} cannot be waited on for "
-            "'cancelled': its cancel only stops useapi's tracking (outcome 'untracked') while "
-            "the provider keeps generating; there is nothing to wait for"
-        )
+            refusal = wait_refusal_at_parse(
+                conn_id, self.hook_params, frozenset(self.success_statuses)
+            )
+            if refusal is not None:
+                raise ValueError(f"Task {self.task_id!r}: {refusal}")
 
     def _do_render_template_fields(
         self,
@@ -193,10 +183,9 @@ class JobStatusSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool:
         """Read every job once; True when all have a success status."""
         missing = JobStatus(self.missing_job_status) if self.missing_job_status else None
-        service = getattr(self.hook, "service", None)  # useapi.net: the connection's service
-        waits_for_cancel = JobStatus.CANCELLED.value in self.success_statuses
-        if waits_for_cancel and service is not None and not service.stops_the_work:
-            raise AirflowFailException(self._nothing_to_wait_for(service.name))
+        refusal = self.hook.wait_refusal(frozenset(self.success_statuses))
+        if refusal is not None:
+            raise AirflowFailException(f"Task {self.task_id!r}: {refusal}")
         try:
             states = self.hook.get_jobs(self._job_ids(), missing_status=missing)
         except JobNotFoundError as error:
