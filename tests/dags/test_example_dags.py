@@ -366,3 +366,19 @@ def test_dag_runs_never_leak_secrets(dag_runs: dict[str, DagRun]) -> None:
         for where, text in places.items():
             for secret in secrets:
                 assert secret not in text, f"{result.dag_id}: a secret leaked into {where}"
+
+
+def test_cancel_on_failure_cancels_every_map_index_under_dags_test(
+    dag_runs: dict[str, DagRun],
+) -> None:
+    result = ran(dag_runs, "provider_test_mapped_failure")
+
+    assert result.run_state == "failed", result.describe()  # on purpose
+    images = [job for job, seen in result.jobs.items() if seen["api"] == "useapi_v2"]
+    texts = [job for job, seen in result.jobs.items() if seen["api"] == "writetext"]
+    assert (len(images), len(texts)) == (3, 3), result.describe()
+    # Task level (publish's callback): the three lists the map indexes of submit_images pushed.
+    assert normalized(result, images) == dict.fromkeys(images, "cancelled"), result.describe()
+    # DAG level, run in-process by `airflow dags test`: the three map indexes of submit_text.
+    assert [result.jobs[job]["status"] for job in texts] == ["Cancelled"] * 3, result.describe()
+    assert "publishing failed on purpose" in result.output

@@ -230,12 +230,14 @@ async def test_a_stale_trigger_exits_without_polling_or_cancelling(
     task_state(state)
     stale = deferred_trigger(useapi_conn, [job])
 
-    events = [event async for event in stale.run()]
+    async def events() -> list[Any]:
+        return [event async for event in stale.run()]
+
+    # Generous: the stale trigger returns at once; one that polls would wait for the job.
+    assert await asyncio.wait_for(events(), 60) == []
     await stale.on_kill()  # Airflow removes the trigger once it sees the task is not deferred
 
-    assert events == []
     assert emulator.job(job)["cancel_calls"] == 0
-    assert emulator.job(job)["normalized"] != "cancelled"
     already = "cleared" if state is None else repr(state)
     assert f"Task 'wait_done' was already {already} when this trigger started" in all_logs()
 
