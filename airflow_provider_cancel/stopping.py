@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_cancel.exceptions import CancelApiError
 from airflow_provider_cancel.messages import describe_result, outcome_level
 from airflow_provider_cancel.status import CancelOutcome, CancelResult, JobStatus
 
@@ -79,7 +80,7 @@ def cancel_watched(
     """Cancel ``job_ids`` from sync code, waiting at most :func:`kill_budget`.
 
     Returns the ids that may still be running; never raises."""
-    log.info("%s: cancelling %d job(s) on %s", why, len(job_ids), hook.hook_name)
+    log.info("%s: cancelling %d job(s) on %s", why, len(job_ids), hook.describe_service())
     budget = kill_budget(hook)
     pool = ThreadPoolExecutor(1, thread_name_prefix="cancel-on-stop")
     future = pool.submit(hook.cancel_jobs, job_ids, max_concurrency)
@@ -141,7 +142,7 @@ async def acancel_watched(
 ) -> list[str]:
     """Cancel ``job_ids`` from async code (the triggerer), waiting at most
     :func:`kill_budget`. Returns the ids that may still be running; never raises."""
-    log.info("%s: cancelling %d job(s) on %s", why, len(job_ids), hook.hook_name)
+    log.info("%s: cancelling %d job(s) on %s", why, len(job_ids), hook.describe_service())
     budget = kill_budget(hook)
     limit = asyncio.Semaphore(max_concurrency)
 
@@ -149,7 +150,10 @@ async def acancel_watched(
         async with limit:
             try:
                 return await hook.acancel_job(job_id)
-            except Exception as error:  # one bad job must not hide the others
+            except CancelApiError as error:  # one bad job must not hide the others
+                message = hook.scrub(error.reason)
+                return CancelResult(job_id, CancelOutcome.ERROR, JobStatus.UNKNOWN, None, message)
+            except Exception as error:
                 message = hook.scrub(f"{type(error).__name__}: {error}")
                 return CancelResult(job_id, CancelOutcome.ERROR, JobStatus.UNKNOWN, None, message)
 

@@ -219,7 +219,7 @@ class JobApiHook(BaseHook, JobFlows):
             try:
                 return self.cancel_job(job_id)
             except CancelApiError as error:
-                return CancelResult(job_id, CancelOutcome.ERROR, message=self.scrub(str(error)))
+                return CancelResult(job_id, CancelOutcome.ERROR, message=self.scrub(error.reason))
             except Exception as error:  # one job's surprise must not lose the whole report
                 reason = shorten(self.scrub(f"{type(error).__name__}: {error}"), 300)
                 self.log.error("%s: cancel of %r failed: %s", self.hook_name, job_id, reason)

@@ -64,6 +64,14 @@ class JobFlows(abc.ABC):
             """The server's message, scrubbed and shortened (the hook's)."""
 
     # ------------------------------------------------------------------ what each API says
+    def vendor(self) -> str:
+        """Who runs the jobs, for messages (useapi.net: the service's vendor, e.g. Kling)."""
+        return self.hook_name
+
+    def describe_service(self) -> str:
+        """Where the jobs are, for messages: ``"WriteText.ai"``, ``"useapi.net (Kling v1)"``."""
+        return self.hook_name
+
     cancel_codes: ClassVar[CancelCodes] = CancelCodes()
     """What a cancel's status codes mean for this API."""
 
@@ -92,8 +100,8 @@ class JobFlows(abc.ABC):
             return CancelResult(
                 job_id,
                 CancelOutcome.UNTRACKED,
-                message="the API stopped tracking the job; the provider may still run (and "
-                "bill) it",
+                message=f"{self.hook_name} stopped tracking the job; {self.vendor()} may still "
+                "run (and bill) it",
             )
         if code in codes.untracked:  # an HTML page or a cut body is not the API's yes
             return CancelResult(
@@ -213,7 +221,8 @@ class JobFlows(abc.ABC):
         """The typed error for an error answer (see :mod:`~.errors`)."""
         kind, what = error_kind(response.status_code)
         retries = plural(self.settings.retry_limit, "retry", "retries")
-        what = what.format(secret=self.secret_label, retries=retries)
+        conn = repr(getattr(self, "conn_id", None) or "?")
+        what = what.format(secret=self.secret_label, conn=conn, retries=retries)
         return kind(
             f"{self.hook_name} {call} {what}",
             status_code=response.status_code,

@@ -103,7 +103,7 @@ class CancelJobOperator(BaseOperator):
         self.log.info(
             "Cancelling %d job(s) on %s (connection %r), up to %d at a time",
             len(job_ids),
-            hook.hook_name,
+            hook.describe_service(),
             self.conn_id,
             self.max_concurrency,
         )

@@ -146,13 +146,13 @@ class JobStatusSensor(BaseSensorOperator):
                 described = None  # an unknown service fails with the list when the task runs
             waits_for_cancel = JobStatus.CANCELLED.value in self.success_statuses
             if waits_for_cancel and described is not None and not described.stops_the_work:
-                raise ValueError(self._nothing_to_wait_for(described.name))
+                raise ValueError(self._nothing_to_wait_for(described))
 
-    def _nothing_to_wait_for(self, service: str) -> str:
+    def _nothing_to_wait_for(self, service: Any) -> str:
         return (
-            f"Task {self.task_id!r}: useapi.net service {service!r} cannot be waited on for "
-            "'cancelled': its cancel only stops useapi's tracking (outcome 'untracked') while "
-            "the provider keeps generating; there is nothing to wait for"
+            f"Task {self.task_id!r}: useapi.net service {service.name!r} cannot be waited on "
+            "for 'cancelled': its cancel only stops useapi's tracking (outcome 'untracked') "
+            f"while {service.vendor} keeps generating; there is nothing to wait for"
         )
 
     @cached_property
@@ -171,7 +171,7 @@ class JobStatusSensor(BaseSensorOperator):
         service = getattr(self.hook, "service", None)  # useapi.net: the connection's service
         waits_for_cancel = JobStatus.CANCELLED.value in self.success_statuses
         if waits_for_cancel and service is not None and not service.stops_the_work:
-            raise AirflowFailException(self._nothing_to_wait_for(service.name))
+            raise AirflowFailException(self._nothing_to_wait_for(service))
         try:
             states = self.hook.get_jobs(self._job_ids(), missing_status=missing)
         except JobNotFoundError as error:
@@ -395,21 +395,26 @@ class JobStatusSensor(BaseSensorOperator):
         ``execution_timeout`` fired (Airflow calls ``on_kill`` for that too)."""
         if isinstance(sys.exc_info()[1], AirflowTaskTimeout):
             if self.cancel_on_timeout:
-                self._cancel_on_stop("execution_timeout reached")
+                self._cancel_on_stop("timed out (execution_timeout)")
             return
         if self.cancel_on_kill:
-            self._cancel_on_stop("task killed (marked failed/success, cleared or stopped)")
+            self._cancel_on_stop(
+                "was stopped (marked failed or success, cleared, or its worker stopped)"
+            )
 
     def _cancel_after_timeout(self, error: BaseException) -> None:
         if self.cancel_on_timeout and _is_timeout(error):
-            self._cancel_on_stop(f"timed out ({type(error).__name__})")
+            cause = error if isinstance(error, AirflowTaskTimeout) else error.__cause__
+            which = "execution_timeout" if isinstance(cause, AirflowTaskTimeout) else "timeout"
+            self._cancel_on_stop(f"timed out ({which})")
 
-    def _cancel_on_stop(self, why: str) -> None:
-        """Cancel the watched jobs at most once per try; log, never raise."""
+    def _cancel_on_stop(self, what: str) -> None:
+        """Cancel the watched jobs at most once per try; log, never raise. ``what``: what
+        happened to the task (``"timed out (timeout)"``)."""
         if self._stop_cancel_done:
             return
         self._stop_cancel_done = True
-        why = f"Task {self.task_id!r}: {why}"
+        why = f"Task {self.task_id!r} {what}"
         try:
             job_ids = self._job_ids()
         except Exception as error:

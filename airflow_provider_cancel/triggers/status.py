@@ -234,7 +234,7 @@ class JobStatusTrigger(BaseTrigger):
             self.log.info(
                 "Polling %d job(s) on %s every %gs",
                 len(self.job_ids),
-                hook.hook_name,
+                hook.describe_service(),
                 self.poll_interval,
             )
             while True:

@@ -288,6 +288,6 @@ async def test_a_kill_says_what_airflow_did_then_cancels(
     await run_then_stop(killed)
     await killed.on_kill()
 
-    assert f"Task 'wait_done' {said}: cancelling 1 job(s) on useapi.net" in all_logs()
+    assert f"Task 'wait_done' {said}: cancelling 1 job(s) on useapi.net (Midjourney v2)" in all_logs()
     assert "on_kill" not in all_logs()
     assert emulator.job(job)["cancel_calls"] == 1
