@@ -25,6 +25,7 @@ from airflow_provider_cancel.job_ids import (
     duplicates_text,
     job_ids_and_duplicates,
     normalize_job_ids,
+    upstream_of,
 )
 from airflow_provider_cancel.messages import describe_state
 from airflow_provider_cancel.status import JobState, JobStatus, assess, parse_statuses
@@ -121,6 +122,7 @@ class JobStatusSensor(BaseSensorOperator):
         check_literal_job_ids(job_id, task=self.task_id)
         self.conn_id = conn_id
         self.job_id = job_id
+        self._upstream = upstream_of(job_id)  # read before rendering replaces it
         if success_statuses is None:
             success_statuses = self.default_success_statuses
         self.success_statuses = sorted(
@@ -163,7 +165,7 @@ class JobStatusSensor(BaseSensorOperator):
         return hook_for_connection(self.conn_id, self.hook_params)
 
     def _job_ids(self) -> list[str]:
-        return normalize_job_ids(self.job_id, task=self.task_id)
+        return normalize_job_ids(self.job_id, task=self.task_id, upstream=self._upstream)
 
     def poke(self, context: Context) -> bool:
         """Read every job once; True when all have a success status."""
@@ -281,7 +283,9 @@ class JobStatusSensor(BaseSensorOperator):
             cancel_recorded(parsed, log=self.log, why=why)
 
     def _execute(self, context: Context) -> Any:
-        duplicates = job_ids_and_duplicates(self.job_id, task=self.task_id)[1]
+        duplicates = job_ids_and_duplicates(
+            self.job_id, task=self.task_id, upstream=self._upstream
+        )[1]
         if duplicates:
             self.log.info("%s", duplicates_text(duplicates))
         if not self.deferrable:

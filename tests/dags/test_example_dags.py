@@ -382,3 +382,21 @@ def test_cancel_on_failure_cancels_every_map_index_under_dags_test(
     # DAG level, run in-process by `airflow dags test`: the three map indexes of submit_text.
     assert [result.jobs[job]["status"] for job in texts] == ["Cancelled"] * 3, result.describe()
     assert "publishing failed on purpose" in result.output
+
+
+def test_ids_from_an_upstream_that_pushed_nothing_name_that_task(
+    dag_runs: dict[str, DagRun],
+) -> None:
+    result = ran(dag_runs, "provider_test_missing_xcom")
+
+    assert result.task_states == {
+        "submit_nothing": "success",
+        "cancel_xcomarg": "failed",
+        "wait_jinja": "failed",
+    }, result.describe()
+    said = "upstream task 'submit_nothing' pushed nothing (or None) to XCom"
+    # The XComArg resolved to None; the Jinja xcom_pull rendered it as 'None'.
+    assert f"Task 'cancel_xcomarg': invalid job_id None: None is not a job id: {said}" in (
+        result.output
+    ), result.describe()
+    assert f"'None' is what a missing XCom renders to: {said}" in result.output

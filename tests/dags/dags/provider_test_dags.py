@@ -3,8 +3,8 @@
 They cover what the examples do not: a sensor in ``reschedule`` mode, an int id arriving
 through an ``XComArg``, a cancel task that fails on a missing job (its report still in XCom),
 and a deferred sensor whose trigger reports a job that completed (with ``soft_fail``, so the
-task ends skipped), and ``cancel_on_failure`` at task and DAG level on mapped upstreams of
-three. The tests point the ``useapi_default`` and
+task ends skipped), ``cancel_on_failure`` at task and DAG level on mapped upstreams of
+three, and ids from an upstream that pushed nothing. The tests point the ``useapi_default`` and
 ``writetext_default`` connections at an in-process emulator; tasks reach the emulator's
 control endpoints through the connection's host.
 """
@@ -161,6 +161,26 @@ def provider_test_mapped_failure():
     publish(submit_images.expand(n=[1, 2, 3]), submit_text.expand(n=[1, 2, 3]))
 
 
+@dag(schedule=None, start_date=START, catchup=False, tags=["test"])
+def provider_test_missing_xcom():
+    @task
+    def submit_nothing() -> None:
+        """An upstream that pushes no id (it returns None)."""
+
+    nothing = submit_nothing()
+    # Both fail, naming the upstream task: an XComArg, and a Jinja xcom_pull.
+    nothing >> [
+        CancelJobOperator(task_id="cancel_xcomarg", conn_id="useapi_default", job_id=nothing),
+        JobCancelledSensor(
+            task_id="wait_jinja",
+            conn_id="useapi_default",
+            job_id="{{ ti.xcom_pull(task_ids='submit_nothing') }}",
+            timeout=30,
+        ),
+    ]
+
+
 provider_test_reschedule()
 provider_test_failures()
 provider_test_mapped_failure()
+provider_test_missing_xcom()
