@@ -137,9 +137,7 @@ class CancelOnFailure:
             hook = hook_for_connection(
                 self.conn_id, {"pool_size": self.max_concurrency, **(self.hook_params or {})}
             )
-            log.info(
-                "%r: cancelling %d job(s) on %s", self, len(job_ids), hook.describe_service()
-            )
+            log.info("%r: cancelling %d job(s) on %s", self, len(job_ids), hook.describe_service())
             try:
                 results = hook.cancel_jobs(job_ids, self.max_concurrency)
             finally:

@@ -29,7 +29,7 @@ async def _close_async_clients() -> AsyncIterator[None]:
 
 
 @pytest.fixture
-def task_state(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any], list[Any]]:
+def task_state(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[Any]]:
     """``task_state("failed")``: what Airflow answers for the trigger's task instance (an
     exception instance is raised instead); ``task_state("deferred", "failed")``: the first
     answer, then the next (the last one repeats). Returns the task instances asked about."""
@@ -62,7 +62,7 @@ def deferred_trigger(conn_id: str, job_ids: list[str], **kwargs: Any) -> JobStat
 
 @pytest.mark.parametrize("state", ["failed", "success", None, "scheduled", "up_for_retry"])
 async def test_on_kill_cancels_when_the_task_left_deferral(
-    emulator: Any, useapi_conn: str, task_state: Callable[[Any], list[Any]], state: Any
+    emulator: Any, useapi_conn: str, task_state: Callable[..., list[Any]], state: Any
 ) -> None:
     jobs = [emulator.submit_useapi(), emulator.submit_useapi()]
     asked = task_state(state)
@@ -76,7 +76,7 @@ async def test_on_kill_cancels_when_the_task_left_deferral(
 
 
 async def test_on_kill_never_cancels_while_the_task_is_still_deferred(
-    emulator: Any, useapi_conn: str, task_state: Callable[[Any], list[Any]]
+    emulator: Any, useapi_conn: str, task_state: Callable[..., list[Any]]
 ) -> None:
     # A trigger moved to another triggerer gets on_kill too (apache/airflow#73454).
     job = emulator.submit_useapi()
@@ -88,7 +88,7 @@ async def test_on_kill_never_cancels_while_the_task_is_still_deferred(
 
 
 async def test_on_kill_never_cancels_when_the_state_cannot_be_read(
-    emulator: Any, useapi_conn: str, task_state: Callable[[Any], list[Any]]
+    emulator: Any, useapi_conn: str, task_state: Callable[..., list[Any]]
 ) -> None:
     job = emulator.submit_useapi()
     task_state(ConnectionError("supervisor gone"))
@@ -99,7 +99,7 @@ async def test_on_kill_never_cancels_when_the_state_cannot_be_read(
 
 
 async def test_on_kill_leaves_a_timed_out_deferral_to_the_resumed_task(
-    emulator: Any, useapi_conn: str, task_state: Callable[[Any], list[Any]]
+    emulator: Any, useapi_conn: str, task_state: Callable[..., list[Any]]
 ) -> None:
     job = emulator.submit_useapi()
     task_state("scheduled")
@@ -112,7 +112,7 @@ async def test_on_kill_leaves_a_timed_out_deferral_to_the_resumed_task(
 
 
 async def test_on_kill_does_nothing_without_cancel_on_kill(
-    emulator: Any, useapi_conn: str, task_state: Callable[[Any], list[Any]]
+    emulator: Any, useapi_conn: str, task_state: Callable[..., list[Any]]
 ) -> None:
     job = emulator.submit_useapi()
     asked = task_state("failed")
@@ -140,7 +140,7 @@ async def run_then_stop(t: JobStatusTrigger) -> None:
 async def test_before_airflow_3_3_the_cancelled_error_path_checks_the_state(
     emulator: Any,
     useapi_conn: str,
-    task_state: Callable[[Any], list[Any]],
+    task_state: Callable[..., list[Any]],
     monkeypatch: pytest.MonkeyPatch,
     state: str,
     cancelled: bool,
@@ -157,7 +157,7 @@ async def test_before_airflow_3_3_the_cancelled_error_path_checks_the_state(
 async def test_on_airflow_3_3_a_plain_cancellation_never_cancels_jobs(
     emulator: Any,
     useapi_conn: str,
-    task_state: Callable[[Any], list[Any]],
+    task_state: Callable[..., list[Any]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Triggerer shutdown cancels without calling on_kill; only on_kill may cancel jobs.
@@ -173,7 +173,7 @@ async def test_on_airflow_3_3_a_plain_cancellation_never_cancels_jobs(
 async def test_a_failing_cancel_in_the_triggerer_names_the_jobs_left_running(
     emulator: Any,
     useapi_conn: str,
-    task_state: Callable[[Any], list[Any]],
+    task_state: Callable[..., list[Any]],
     all_logs: Callable[[], str],
 ) -> None:
     jobs = [emulator.submit_useapi(), emulator.submit_useapi()]
@@ -220,7 +220,7 @@ async def test_on_kill_finishes_although_the_triggerer_cancels_it_again_meanwhil
 async def test_a_stale_trigger_exits_without_polling_or_cancelling(
     emulator: Any,
     useapi_conn: str,
-    task_state: Callable[[Any], list[Any]],
+    task_state: Callable[..., list[Any]],
     all_logs: Callable[[], str],
     state: Any,
 ) -> None:
@@ -254,7 +254,11 @@ async def test_a_kill_while_a_stale_trigger_starts_never_cancels(
 
     monkeypatch.setattr(_compat, "atask_instance_state", slow_lookup)
     stale = deferred_trigger(useapi_conn, [job])
-    starting = asyncio.create_task(anext(aiter(stale.run())))
+
+    async def first_event() -> Any:
+        return await anext(aiter(stale.run()))
+
+    starting = asyncio.create_task(first_event())
     await asyncio.sleep(0.05)
     starting.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -276,7 +280,7 @@ async def test_a_kill_while_a_stale_trigger_starts_never_cancels(
 async def test_a_kill_says_what_airflow_did_then_cancels(
     emulator: Any,
     useapi_conn: str,
-    task_state: Callable[[Any], list[Any]],
+    task_state: Callable[..., list[Any]],
     all_logs: Callable[[], str],
     state: Any,
     said: str,
@@ -288,6 +292,8 @@ async def test_a_kill_says_what_airflow_did_then_cancels(
     await run_then_stop(killed)
     await killed.on_kill()
 
-    assert f"Task 'wait_done' {said}: cancelling 1 job(s) on useapi.net (Midjourney v2)" in all_logs()
+    assert (
+        f"Task 'wait_done' {said}: cancelling 1 job(s) on useapi.net (Midjourney v2)" in all_logs()
+    )
     assert "on_kill" not in all_logs()
     assert emulator.job(job)["cancel_calls"] == 1
