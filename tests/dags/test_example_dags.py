@@ -164,7 +164,7 @@ def test_example_cancel_on_kill_timeout_cancels_then_skips(
     job = result.xcoms["submit"]
     assert result.jobs[job]["normalized"] == "cancelled", result.describe()
     assert result.jobs[job]["cancel_calls"] == 1
-    assert re.search(r"timed out \(AirflowSkipException\): cancelling 1 job", result.output)
+    assert "Task 'wait_done' timed out (timeout): cancelling 1 job(s) on" in result.output
     assert f"{job}: cancelled" in result.output
 
 
@@ -209,7 +209,7 @@ def test_example_cleanup_on_failure(dag_runs: dict[str, DagRun]) -> None:
     }
 
 
-@pytest.mark.parametrize("dag_id", sorted(DAGS))
+@pytest.mark.parametrize("dag_id", sorted(set(DAGS) - {"provider_test_missing_xcom"}))
 def test_every_job_a_dag_started_ends_as_intended(dag_runs: dict[str, DagRun], dag_id: str) -> None:
     result = ran(dag_runs, dag_id)
     assert result.jobs, f"{dag_id} started no job"
