@@ -6,11 +6,14 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install demo test lint unit clean e2e ui-test install-airflow2 test-airflow2 wheel-test docs
 
+# Quiet unless it fails: pip's and setuptools' output goes to $(VENV)/install.log, shown on failure.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,lint]'
-	touch $(STAMP)
+	@echo "installing into $(VENV) (log: $(VENV)/install.log)"
+	@$(PYTHON) -m venv $(VENV)
+	@( $(BIN)/python -m pip install -q --upgrade pip \
+		&& $(BIN)/python -m pip install -q -e '.[test,lint]' ) > $(VENV)/install.log 2>&1 \
+		|| { cat $(VENV)/install.log; exit 1; }
+	@touch $(STAMP)
 
 install: $(STAMP)
 
@@ -20,7 +23,7 @@ demo: install
 
 ## make test: lint, type-check and run the whole test suite.
 test: lint
-	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -q
+	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -q -rs
 
 ## make faults: print the fault matrix (every fault x call x API x sync/async) with counts;
 ## the same cells run in `make test` (tests/reliability/test_fault_matrix.py).

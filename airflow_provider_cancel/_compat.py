@@ -90,7 +90,7 @@ __all__ = [
     "is_deferral_timeout",
     "listener_hookimpl",
     "mask_secret",
-    "pull_xcom",
+    "pull_xcoms",
 ]
 
 
@@ -149,16 +149,24 @@ def is_deferral_timeout(next_method: str, next_kwargs: dict[str, Any] | None) ->
     return error in ("Trigger/execution timeout", "Trigger timeout")
 
 
-def pull_xcom(ti: Any, task_id: str, key: str) -> Any:
-    """``ti.xcom_pull`` that also works where Airflow 3 runs a DAG callback in-process.
+def _instance_name(task_id: str, map_index: int) -> str:
+    return task_id if map_index < 0 else f"{task_id}[{map_index}]"
 
-    ``dag.test()`` (and ``airflow dags test``) run DAG-level callbacks in the scheduling
-    process, where the SDK's XCom client has no supervisor to talk to; that process does have
-    the metadata DB, so read the XCom there.
+
+def pull_xcoms(ti: Any, task_id: str, key: str) -> list[tuple[str, Any]]:
+    """What each instance of ``task_id`` in ``ti``'s run pushed under ``key``: one
+    ``(name, value)`` for an unmapped task, one per map index (``"submit[2]"``) for a mapped one;
+    ``[(task_id, None)]`` when nothing was pushed.
+
+    ``ti.xcom_pull`` with a *list* of task ids answers a list of every instance's value on
+    Airflow 2 and 3 (with one id it answers a mapped task of one index, or its first, as if it
+    were unmapped). ``dag.test()`` (and ``airflow dags test``) run DAG-level callbacks in the
+    scheduling process, where Airflow 3's XCom client has no supervisor to talk to; that
+    process does have the metadata DB, so every map index's row is read there.
     """
     try:
-        return ti.xcom_pull(task_ids=task_id, key=key)
-    except ImportError:
+        values = ti.xcom_pull(task_ids=[task_id], key=key)
+    except ImportError:  # Airflow 3, no supervisor: a DAG callback run in-process
         from airflow.models.xcom import XComModel
         from airflow.utils.session import create_session
 
@@ -166,8 +174,16 @@ def pull_xcom(ti: Any, task_id: str, key: str) -> Any:
             query = XComModel.get_many(
                 run_id=ti.run_id, dag_ids=ti.dag_id, task_ids=task_id, key=key
             )
-            row = session.scalars(query).first()
-            return XComModel.deserialize_value(row) if row is not None else None
+            rows = session.scalars(query.order_by(None).order_by(XComModel.map_index)).all()
+            pulled = [
+                (_instance_name(task_id, row.map_index), XComModel.deserialize_value(row))
+                for row in rows
+            ]
+        return pulled or [(task_id, None)]
+    found = [value for value in values or [] if value is not None]
+    if len(found) <= 1:
+        return [(task_id, found[0] if found else None)]
+    return [(f"{task_id}[{index}]", value) for index, value in enumerate(found)]
 
 
 DEFERRAL_TIMED_OUT = "deferral timed out"

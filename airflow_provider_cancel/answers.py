@@ -109,11 +109,14 @@ def decide_cancel(
     *,
     confirm: bool,
     read: FollowUpRead | None = None,
+    api: str = "the API",
+    vendor: str = "the vendor",
 ) -> CancelResult | Next:
     """What a cancel did, from its answer, the API's codes and, when it asked for one
     (:attr:`Next.READ`), the read of the job that followed. Pure: the flow sends what this asks.
 
     ``confirm=False``: a 2xx that does not say what happened is ``cancelling``, unread.
+    ``api`` and ``vendor`` name who stopped tracking an untracked job and who may still run it.
     """
     code = answer.status_code
     if code in codes.untracked:
@@ -121,8 +124,7 @@ def decide_cancel(
             return CancelResult(
                 job_id,
                 CancelOutcome.UNTRACKED,
-                message="the API stopped tracking the job; the provider may still run (and "
-                "bill) it",
+                message=f"{api} stopped tracking the job; {vendor} may still run (and bill) it",
             )
         return CancelResult(  # an HTML page or a cut body is not the API's yes
             job_id,

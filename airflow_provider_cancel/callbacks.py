@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
-from airflow_provider_cancel._compat import pull_xcom
+from airflow_provider_cancel._compat import pull_xcoms
 from airflow_provider_cancel.exceptions import InvalidJobIdError
 from airflow_provider_cancel.job_ids import (
     duplicates_text,
@@ -109,16 +109,17 @@ class CancelOnFailure:
         )
         for task_id in self.xcom_task_ids or []:
             try:
-                sources.append((task_id, self._pull(context, task_id)))
+                sources.extend(self._pull(context, task_id))
             except Exception:  # still cancel the literal ids and the other tasks' jobs
                 log.exception("%r: could not read the XCom of task %r", self, task_id)
         return collect_job_ids(repr(self), sources, self.xcom_key)
 
-    def _pull(self, context: Any, task_id: str) -> Any:
+    def _pull(self, context: Any, task_id: str) -> list[tuple[str, Any]]:
+        """(name, value) of each instance of ``task_id`` (each map index of a mapped task)."""
         ti = context.get("ti") or context.get("task_instance")
         if ti is None:
             raise LookupError("the callback context has no task instance to pull XCom with")
-        return pull_xcom(ti, task_id, self.xcom_key)
+        return pull_xcoms(ti, task_id, self.xcom_key)
 
     @staticmethod
     def _where(context: Any) -> str:
@@ -136,7 +137,7 @@ class CancelOnFailure:
             hook = hook_for_connection(
                 self.conn_id, {"pool_size": self.max_concurrency, **(self.hook_params or {})}
             )
-            log.info("%r: cancelling %d job(s) on %s", self, len(job_ids), hook.hook_name)
+            log.info("%r: cancelling %d job(s) on %s", self, len(job_ids), hook.describe_service())
             try:
                 results = hook.cancel_jobs(job_ids, self.max_concurrency)
             finally:

@@ -1,5 +1,5 @@
-"""The errors this provider raises. Messages carry status, job id and the server's short
-message, never a token or key."""
+"""The errors this provider raises. Messages lead with the cause, then carry the status, the
+server's short message and the job id (last, once), never a token or key."""
 
 from __future__ import annotations
 
@@ -20,14 +20,13 @@ class CancelApiError(AirflowException):
         self.status_code = status_code
         self.job_id = job_id
         self.server_message = server_message
-        parts = [message]
-        if status_code is not None:
-            parts.append(f"HTTP {status_code}")
-        if job_id is not None:
-            parts.append(f"job {job_id!r}")
+        if status_code is not None and f"HTTP {status_code}" not in message:
+            message = f"{message} (HTTP {status_code})"
         if server_message:
-            parts.append(f"server said: {server_message}")
-        super().__init__(" — ".join(parts))
+            message = f"{message} — server said: {server_message}"
+        self.reason = message
+        """The message without the job id: for a line that already names the job."""
+        super().__init__(message if job_id is None else f"{message} — job {job_id!r}")
 
 
 class InvalidJobIdError(CancelApiError, ValueError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from collections.abc import Mapping, Sequence, Set
 from typing import Any
 from urllib.parse import quote
@@ -47,8 +48,30 @@ def _parse_rendered_list(text: str) -> Any:
         return text
 
 
-def _one_id(item: Any, task: str, whole: Any) -> str:
-    if isinstance(item, bool) or item is None:
+_XCOM_PULL = re.compile(r"""xcom_pull\(\s*(?:task_ids\s*=\s*)?['"]([^'"]+)['"]""")
+
+
+def upstream_of(value: Any) -> str | None:
+    """The upstream task a templated ``job_id`` reads, when it says: an ``XComArg``'s task,
+    or the ``task_ids`` of a Jinja ``xcom_pull``. Read before rendering, to name that task
+    when what it pushed is no job id."""
+    task_id = getattr(getattr(value, "operator", None), "task_id", None)
+    if isinstance(task_id, str):
+        return task_id
+    found = _XCOM_PULL.search(value) if isinstance(value, str) else None
+    return found.group(1) if found else None
+
+
+def _pushed_nothing(upstream: str | None) -> str:
+    if upstream is None:
+        return "check the upstream task"
+    return f"upstream task {upstream!r} pushed nothing (or None) to XCom"
+
+
+def _one_id(item: Any, task: str, whole: Any, upstream: str | None = None) -> str:
+    if item is None:
+        raise _refuse(task, whole, f"None is not a job id: {_pushed_nothing(upstream)}")
+    if isinstance(item, bool):
         raise _refuse(task, whole, f"{item!r} is not a job id")
     if isinstance(item, int):
         if item.bit_length() > 4 * MAX_JOB_ID_LENGTH:  # more digits than an id may have
@@ -64,7 +87,7 @@ def _one_id(item: Any, task: str, whole: Any) -> str:
         raise _refuse(task, whole, "an id is empty or blank")
     if item == "None":
         raise _refuse(
-            task, whole, "'None' is what a missing XCom renders to; check the upstream task"
+            task, whole, f"'None' is what a missing XCom renders to: {_pushed_nothing(upstream)}"
         )
     if len(item) > MAX_JOB_ID_LENGTH:
         raise _refuse(task, whole, f"an id is {len(item)} characters (max {MAX_JOB_ID_LENGTH})")
@@ -85,17 +108,22 @@ def _is_collection(value: Any) -> bool:
     return isinstance(value, (Sequence, Set)) and not isinstance(value, (str, bytes, bytearray))
 
 
-def normalize_job_ids(value: Any, *, task: str = "<unknown>") -> list[str]:
+def normalize_job_ids(
+    value: Any, *, task: str = "<unknown>", upstream: str | None = None
+) -> list[str]:
     """Return the ids in ``value`` as a list of distinct strings, in their first order.
 
     ``value`` may be a string, an int, a rendered list literal, or a sequence or set of those
     (a list, a tuple, the lazy sequence a mapped task's XCom resolves to).
-    Raises :class:`InvalidJobIdError` naming ``task`` and the value for anything else.
+    Raises :class:`InvalidJobIdError` naming ``task`` and the value for anything else (and
+    ``upstream``, the task the value came from, when it is ``None``: see :func:`upstream_of`).
     """
-    return job_ids_and_duplicates(value, task=task)[0]
+    return job_ids_and_duplicates(value, task=task, upstream=upstream)[0]
 
 
-def job_ids_and_duplicates(value: Any, *, task: str = "<unknown>") -> tuple[list[str], int]:
+def job_ids_and_duplicates(
+    value: Any, *, task: str = "<unknown>", upstream: str | None = None
+) -> tuple[list[str], int]:
     """:func:`normalize_job_ids` and how many duplicate ids it dropped (for the log)."""
     if isinstance(value, str):
         stripped = value.strip()
@@ -111,12 +139,12 @@ def job_ids_and_duplicates(value: Any, *, task: str = "<unknown>") -> tuple[list
         for item in items:
             if _is_collection(item) or isinstance(item, Mapping):
                 raise _refuse(task, value, "nested lists are not accepted; pass a flat list")
-        ids = [_one_id(item, task, value) for item in items]
+        ids = [_one_id(item, task, value, upstream) for item in items]
         if not ids:
             raise _refuse(task, value, "the list of ids is empty")
         distinct = list(dict.fromkeys(ids))
         return distinct, len(ids) - len(distinct)
-    return [_one_id(value, task, value)], 0
+    return [_one_id(value, task, value, upstream)], 0
 
 
 _LITERAL_SCALARS = (str, bytes, int, float, type(None))

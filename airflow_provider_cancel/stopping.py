@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cancel.exceptions import NOT_SENT
+from airflow_provider_cancel.exceptions import NOT_SENT, CancelApiError
 from airflow_provider_cancel.messages import describe_result, ids_text, outcome_level, shorten
 from airflow_provider_cancel.status import CancelOutcome, CancelResult, JobStatus
 
@@ -148,7 +148,7 @@ def cancel_watched(
     the wait for their answers ends one attempt's time later.
 
     Returns the ids that may still be running; never raises."""
-    log.info("%s: cancelling %d job(s) on %s", why, len(job_ids), hook.hook_name)
+    log.info("%s: cancelling %d job(s) on %s", why, len(job_ids), hook.describe_service())
     budget = kill_budget(hook)
     hook.stop_sending_at(time.monotonic() + budget)
     pool = ThreadPoolExecutor(1, thread_name_prefix="cancel-on-stop")
@@ -208,7 +208,7 @@ async def acancel_watched(
 ) -> list[str]:
     """Cancel ``job_ids`` from async code (the triggerer), bounded as :func:`cancel_watched`.
     Returns the ids that may still be running; never raises."""
-    log.info("%s: cancelling %d job(s) on %s", why, len(job_ids), hook.hook_name)
+    log.info("%s: cancelling %d job(s) on %s", why, len(job_ids), hook.describe_service())
     budget = kill_budget(hook)
     hook.stop_sending_at(time.monotonic() + budget)
     limit = asyncio.Semaphore(max_concurrency)
@@ -217,8 +217,11 @@ async def acancel_watched(
         async with limit:
             try:
                 return await hook.acancel_job(job_id)
-            except Exception as error:  # one bad job must not hide the others
-                message = shorten(hook.scrub(f"{type(error).__name__}: {error}"), 300)
+            except CancelApiError as error:  # one bad job must not hide the others
+                message = hook.scrub(error.reason)
+                return CancelResult(job_id, CancelOutcome.ERROR, JobStatus.UNKNOWN, None, message)
+            except Exception as error:
+                message = hook.scrub(f"{type(error).__name__}: {error}", 300)
                 return CancelResult(job_id, CancelOutcome.ERROR, JobStatus.UNKNOWN, None, message)
 
     tasks = [asyncio.ensure_future(one(job_id)) for job_id in job_ids]

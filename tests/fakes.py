@@ -39,10 +39,22 @@ class FakeTI:
         self.pushed[key] = value
 
     def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
+        """As Airflow's: one task id answers its value, a list of ids a list of every
+        instance's value (each map index's, for a value given as :class:`MapIndexes`)."""
+        if isinstance(task_ids, list):
+            values: list[Any] = []
+            for task_id in task_ids:
+                value = self.xcom_pull(task_id, key)
+                values.extend(value if isinstance(value, MapIndexes) else [value])
+            return values
         self.pulls.append((task_ids, key))
         if (task_ids, key) in self.xcoms:
             return self.xcoms[(task_ids, key)]
         return self.xcoms.get(task_ids) if key == "return_value" else None
+
+
+class MapIndexes(list[Any]):
+    """A :class:`FakeTI` XCom value: what each map index of a mapped task pushed."""
 
 
 class FakeTaskStateStore:

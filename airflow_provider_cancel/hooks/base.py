@@ -208,7 +208,7 @@ class JobApiHook(BaseHook, JobFlows):
             try:
                 return self.run_flow(self.cancel_flow(job_id))
             except CancelApiError as error:
-                return failed_call(job_id, self.scrub(str(error)))
+                return failed_call(job_id, self.scrub(error.reason))
             except Exception as error:  # one job's surprise must not lose the whole report
                 reason = self.scrub(f"{type(error).__name__}: {error}", 300)
                 self.log.error("%s: cancel of %r failed: %s", self.hook_name, job_id, reason)

@@ -14,7 +14,7 @@ from airflow_provider_cancel.exceptions import (
     ServerError,
 )
 
-REFUSED = (AuthenticationError, "was refused: check the connection's {secret}")
+REFUSED = (AuthenticationError, "was refused: check the {secret} of connection {conn}")
 GONE = (JobNotFoundError, "found no such job")
 """404 and 410 are not retried (see ``Transport``): asking again cannot bring a job back."""
 
@@ -22,8 +22,8 @@ BY_CODE: dict[int, tuple[type[CancelApiError], str]] = {
     401: REFUSED,
     403: (
         AuthenticationError,
-        "was refused (403 Forbidden): the job belongs to another account, or the connection's "
-        "{secret} may not act on it",
+        "was refused (403 Forbidden): the job belongs to another account, or the {secret} of "
+        "connection {conn} may not act on it",
     ),
     402: (PaymentRequiredError, "was refused: no active subscription"),
     404: GONE,
@@ -31,7 +31,8 @@ BY_CODE: dict[int, tuple[type[CancelApiError], str]] = {
     429: (RateLimitedError, "was rate limited after {retries}"),
     596: (ModerationPendingError, "is blocked by a pending moderation message"),
 }
-"""Status code -> (error, what the call did); ``{secret}`` and ``{retries}`` are filled in."""
+"""Status code -> (error, what the call did); ``{secret}``, ``{conn}`` (the connection id,
+quoted) and ``{retries}`` are filled in."""
 SERVER_ERROR = (ServerError, "failed with a server error after {retries}")
 ANY_OTHER = (CancelApiError, "failed")
 

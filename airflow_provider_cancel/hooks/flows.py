@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -66,17 +67,29 @@ class JobFlows(JobApi):
         def scrub(self, text: object, limit: int = TEXT_LIMIT) -> str:
             """Outside text cleaned: secrets, control characters, length (the hook's)."""
 
+    # ------------------------------------------------------------------ for messages
+    def vendor(self) -> str:
+        """Who runs the jobs, for messages (useapi.net: the service's vendor, e.g. Kling)."""
+        return self.hook_name
+
+    def describe_service(self) -> str:
+        """Where the jobs are, for messages: ``"WriteText.ai"``, ``"useapi.net (Kling v1)"``."""
+        return self.hook_name
+
     # ------------------------------------------------------------------ flows
     def cancel_flow(self, job_id: str) -> Flow[CancelResult]:
         """Cancel ``job_id`` (validated already); read it once if the decision asks."""
         response = yield self.cancel_request(job_id)
         answer = self.cancel_answer(job_id, response)
         codes = self.answer_codes(job_id)
-        decided = decide_cancel(job_id, answer, codes, confirm=self.confirm)
+        decide = partial(
+            decide_cancel, job_id, answer, codes, api=self.hook_name, vendor=self.vendor()
+        )
+        decided = decide(confirm=self.confirm)
         unread: CancelApiError | None = None
         if decided is Next.READ:
             read, unread = yield from self._follow_up_read(job_id)
-            decided = decide_cancel(job_id, answer, codes, confirm=self.confirm, read=read)
+            decided = decide(confirm=self.confirm, read=read)
         if isinstance(decided, CancelResult):
             return decided
         if decided is Next.READ_FAILED and unread is not None:
@@ -166,7 +179,8 @@ class JobFlows(JobApi):
         """The typed error for an error answer (see :mod:`~.errors`)."""
         kind, what = error_kind(response.status_code)
         retries = plural(self.settings.retry_limit, "retry", "retries")
-        what = what.format(secret=self.secret_label, retries=retries)
+        conn = repr(getattr(self, "conn_id", None) or "?")
+        what = what.format(secret=self.secret_label, conn=conn, retries=retries)
         return kind(
             f"{self.hook_name} {call} {what}",
             status_code=response.status_code,

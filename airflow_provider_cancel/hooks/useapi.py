@@ -112,6 +112,21 @@ class UseApiHook(JobApiHook):
         """The service's API version (Midjourney v2 or v3, PixVerse v1 or v2, else v1)."""
         return self.service.version
 
+    def vendor(self) -> str:
+        """The service's vendor (``"Kling"``), or useapi.net when the service is unknown."""
+        try:
+            return self.service.vendor
+        except Exception:  # a broken connection must not break the message that reports it
+            return self.hook_name
+
+    def describe_service(self) -> str:
+        """``"useapi.net (Kling v1)"``; just useapi.net when the service is unknown."""
+        try:
+            service = self.service
+        except Exception:  # a broken connection must not break the message that reports it
+            return self.hook_name
+        return f"{self.hook_name} ({service.vendor} {service.version})"
+
     def _service(self, conn: Any) -> UseApiService:
         name = self._service_argument or self.extra_value("service", conn) or DEFAULT_SERVICE
         name = str(name).strip().lower()

@@ -92,6 +92,11 @@ class UseApiService:
     """The useapi.net page and date this description is built from."""
 
     @property
+    def vendor(self) -> str:
+        """The company whose generator runs the job, as it writes its name (``"Kling"``)."""
+        return VENDORS.get(self.name, self.name)
+
+    @property
     def stops_the_work(self) -> bool:
         """False where a cancel only stops useapi's tracking (nothing to wait for)."""
         return self.family != SCHEDULER
@@ -189,6 +194,17 @@ SERVICES: dict[tuple[str, str], UseApiService] = {
         ),
     )
 }
+VENDORS = {
+    "midjourney": "Midjourney",
+    "kling": "Kling",
+    "minimax": "MiniMax",
+    "tempolor": "TemPolor",
+    "pixverse": "PixVerse",
+    "flowmusic": "FlowMusic",
+    "faceswap": "FaceSwap",
+    "gemini-notebook": "Gemini Notebook",
+}
+"""How :attr:`UseApiService.vendor` writes a service's name (others: as the service id)."""
 DEFAULT_SERVICE = "midjourney"
 DEFAULT_VERSION = "v2"
 """Midjourney and PixVerse have two versions (``api_version``); other services have one."""
@@ -228,7 +244,7 @@ def wait_refusal(service: UseApiService, success_statuses: frozenset[str]) -> st
     if "cancelled" in success_statuses and not service.stops_the_work:
         return (
             f"useapi.net service {service.name!r} cannot be waited on for 'cancelled': its "
-            "cancel only stops useapi's tracking (outcome 'untracked') while the provider "
+            f"cancel only stops useapi's tracking (outcome 'untracked') while {service.vendor} "
             "keeps generating; there is nothing to wait for"
         )
     return None

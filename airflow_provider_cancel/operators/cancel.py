@@ -11,6 +11,7 @@ from airflow_provider_cancel.job_ids import (
     check_literal_job_ids,
     duplicates_text,
     job_ids_and_duplicates,
+    upstream_of,
 )
 from airflow_provider_cancel.messages import IDS_SHOWN, describe_result, outcome_level, shorten
 from airflow_provider_cancel.status import CancelOutcome, CancelResult
@@ -79,6 +80,7 @@ class CancelJobOperator(BaseOperator):
         check_literal_job_ids(job_id, task=self.task_id)
         self.conn_id = conn_id
         self.job_id = job_id
+        self._upstream = upstream_of(job_id)  # read before rendering replaces it
         self.max_concurrency = max_concurrency
         self.fail_on_not_found = fail_on_not_found
         self.confirm = confirm
@@ -96,14 +98,16 @@ class CancelJobOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, dict[str, Any]]:
         """Cancel the jobs; the per-job report (also pushed to XCom)."""
-        job_ids, duplicates = job_ids_and_duplicates(self.job_id, task=self.task_id)
+        job_ids, duplicates = job_ids_and_duplicates(
+            self.job_id, task=self.task_id, upstream=self._upstream
+        )
         if duplicates:
             self.log.info("%s", duplicates_text(duplicates))
         hook = self.hook
         self.log.info(
             "Cancelling %d job(s) on %s (connection %r), up to %d at a time",
             len(job_ids),
-            hook.hook_name,
+            hook.describe_service(),
             self.conn_id,
             self.max_concurrency,
         )

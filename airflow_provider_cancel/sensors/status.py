@@ -25,6 +25,7 @@ from airflow_provider_cancel.job_ids import (
     duplicates_text,
     job_ids_and_duplicates,
     normalize_job_ids,
+    upstream_of,
 )
 from airflow_provider_cancel.messages import describe_state
 from airflow_provider_cancel.status import JobState, JobStatus, assess, parse_statuses
@@ -121,6 +122,7 @@ class JobStatusSensor(BaseSensorOperator):
         check_literal_job_ids(job_id, task=self.task_id)
         self.conn_id = conn_id
         self.job_id = job_id
+        self._upstream = upstream_of(job_id)  # read before rendering replaces it
         if success_statuses is None:
             success_statuses = self.default_success_statuses
         self.success_statuses = sorted(
@@ -178,7 +180,7 @@ class JobStatusSensor(BaseSensorOperator):
         return hook_for_connection(self.conn_id, self.hook_params)
 
     def _job_ids(self) -> list[str]:
-        return normalize_job_ids(self.job_id, task=self.task_id)
+        return normalize_job_ids(self.job_id, task=self.task_id, upstream=self._upstream)
 
     def poke(self, context: Context) -> bool:
         """Read every job once; True when all have a success status."""
@@ -336,7 +338,9 @@ class JobStatusSensor(BaseSensorOperator):
             )
 
     def _execute(self, context: Context) -> Any:
-        duplicates = job_ids_and_duplicates(self.job_id, task=self.task_id)[1]
+        duplicates = job_ids_and_duplicates(
+            self.job_id, task=self.task_id, upstream=self._upstream
+        )[1]
         if duplicates:
             self.log.info("%s", duplicates_text(duplicates))
         if not self.deferrable:
@@ -450,21 +454,26 @@ class JobStatusSensor(BaseSensorOperator):
         ``execution_timeout`` fired (Airflow calls ``on_kill`` for that too)."""
         if isinstance(sys.exc_info()[1], AirflowTaskTimeout):
             if self.cancel_on_timeout:
-                self._cancel_on_stop("execution_timeout reached")
+                self._cancel_on_stop("timed out (execution_timeout)")
             return
         if self.cancel_on_kill:
-            self._cancel_on_stop("task killed (marked failed/success, cleared or stopped)")
+            self._cancel_on_stop(
+                "was stopped (marked failed or success, cleared, or its worker stopped)"
+            )
 
     def _cancel_after_timeout(self, error: BaseException) -> None:
         if self.cancel_on_timeout and _is_timeout(error):
-            self._cancel_on_stop(f"timed out ({type(error).__name__})")
+            cause = error if isinstance(error, AirflowTaskTimeout) else error.__cause__
+            which = "execution_timeout" if isinstance(cause, AirflowTaskTimeout) else "timeout"
+            self._cancel_on_stop(f"timed out ({which})")
 
-    def _cancel_on_stop(self, why: str) -> None:
-        """Cancel the watched jobs at most once per try; log, never raise."""
+    def _cancel_on_stop(self, what: str) -> None:
+        """Cancel the watched jobs at most once per try; log, never raise. ``what``: what
+        happened to the task (``"timed out (timeout)"``)."""
         if self._stop_cancel_done:
             return
         self._stop_cancel_done = True
-        why = f"Task {self.task_id!r}: {why}"
+        why = f"Task {self.task_id!r} {what}"
         try:
             job_ids = self._job_ids()
         except Exception as error:

@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow_provider_cancel._compat import BaseTrigger, TriggerEvent
 from airflow_provider_cancel.exceptions import JobNotFoundError, missing_job_message
-from airflow_provider_cancel.messages import ids_text, shorten
+from airflow_provider_cancel.messages import ids_text, plural, shorten
 from airflow_provider_cancel.status import JobStatus, assess, parse_statuses
 
 STATE_LOOKUP_TIMEOUT = 20.0
@@ -86,6 +86,16 @@ def _checked_kwargs(
     }
 
 
+def what_airflow_did(state: str | None) -> str:
+    """What a user or Airflow did to a deferred task that now has ``state``: ``"was marked
+    failed"``, ``"was cleared"``... (a run marked failed marks its deferred tasks failed)."""
+    if state in ("failed", "success", "skipped"):
+        return f"was marked {state}"
+    if state in (None, "scheduled", "queued", "running", "restarting"):
+        return "was cleared"  # a cleared task has no state, then is scheduled again
+    return f"left deferral (it is now {state!r})"
+
+
 class JobStatusTrigger(BaseTrigger):
     """Poll remote jobs until each reaches a success status, or one never can.
 
@@ -103,7 +113,10 @@ class JobStatusTrigger(BaseTrigger):
     ``CancelledError`` Airflow injects on older versions. Airflow calls both on a triggerer
     redistribution too (apache/airflow#73454), and the ``CancelledError`` also on a triggerer
     shutdown, so the trigger first asks Airflow for its task instance's state and cancels only
-    when the task is no longer deferred.
+    when the task is no longer deferred. It also asks when it starts: a trigger whose task
+    instance is not deferred then is stale (left in the database, e.g. by ``airflow dags
+    test``, after its task ended) and exits without polling or cancelling; only a change
+    that happens while it runs cancels.
 
     Example::
 
@@ -137,6 +150,7 @@ class JobStatusTrigger(BaseTrigger):
         self.hook_params: dict[str, Any] = kwargs["hook_params"]
         self.missing_job_status: str | None = kwargs["missing_job_status"]
         self.cancel_on_kill: bool = kwargs["cancel_on_kill"]
+        self._start_check: asyncio.Future[bool | None] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """The classpath and JSON kwargs Airflow stores in the ``trigger`` table."""
@@ -159,18 +173,22 @@ class JobStatusTrigger(BaseTrigger):
 
         # Every trigger in the loop shares one pooled client; it stays open while any runs.
         try:
+            if self.cancel_on_kill:
+                self._start_check = asyncio.ensure_future(self._deferred_at_start())
+                if await asyncio.shield(self._start_check) is False:
+                    return  # stale: nothing to watch, nothing to cancel
             async with holding_async_clients():
                 async for event in self._poll():
                     yield event
         except asyncio.CancelledError:
             if self.cancel_on_kill and not HAS_TRIGGER_ON_KILL:
-                await self._finish(self._cancel_if_killed("trigger cancelled"))
+                await self._finish(self._cancel_if_killed())
             raise
 
     async def on_kill(self) -> None:
         """Airflow >= 3.3: the deferred task was marked failed/success or cleared."""
         if self.cancel_on_kill:
-            await self._finish(self._cancel_if_killed("trigger on_kill"))
+            await self._finish(self._cancel_if_killed())
 
     async def _finish(self, work: Any) -> None:
         """Run ``work`` to its end even if this task is cancelled again meanwhile.
@@ -197,48 +215,85 @@ class JobStatusTrigger(BaseTrigger):
             timeout_after = timeout_after.replace(tzinfo=timezone.utc)
         return timeout_after <= datetime.now(timezone.utc)
 
-    async def _cancel_if_killed(self, why: str) -> None:
-        """Cancel the jobs if the task left deferral; log, never raise."""
-        from airflow_provider_cancel._compat import (
-            DEFERRAL_TIMED_OUT,
-            aget_connection,
-            atask_instance_state,
+    def _task(self) -> str:
+        return f"Task {getattr(getattr(self, 'task_instance', None), 'task_id', '?')!r}"
+
+    async def _task_state(self) -> str | None:
+        """The task instance's state now, as Airflow says it (bounded in time)."""
+        from airflow_provider_cancel._compat import atask_instance_state
+
+        ti = getattr(self, "task_instance", None)
+        return await asyncio.wait_for(atask_instance_state(ti), STATE_LOOKUP_TIMEOUT)
+
+    async def _deferred_at_start(self) -> bool | None:
+        """Whether the task instance is deferred when this trigger starts: ``False`` (logged)
+        for a stale trigger, ``None`` when Airflow could not say.
+
+        The triggerer starts a trigger only for the task instance that references it, on
+        that instance's current try (``Trigger.bulk_fetch``, ``build_trigger_workloads``), so
+        its state is the one thing that can be stale: a trigger left in the database after its
+        task ended (``airflow dags test`` leaves them) is started by a later triggerer.
+        """
+        try:
+            state = await self._task_state()
+        except Exception as error:  # unsure: run, and let a kill decide as before
+            self.log.warning(
+                "%s: could not read the task instance's state when the trigger started (%s)",
+                self._task(),
+                error,
+            )
+            return None
+        if state == "deferred":
+            return True
+        self.log.info(
+            "%s was already %s when this trigger started (a stale trigger, e.g. left in the "
+            "database by `airflow dags test`): exiting without polling or cancelling %s",
+            self._task(),
+            "cleared" if state is None else repr(state),
+            plural(len(self.job_ids), "job"),
         )
+        return False
+
+    async def _cancel_if_killed(self) -> None:
+        """Cancel the jobs if the task left deferral while this trigger ran; log, never raise."""
+        from airflow_provider_cancel._compat import DEFERRAL_TIMED_OUT, aget_connection
         from airflow_provider_cancel.hooks import hook_from_connection
         from airflow_provider_cancel.hooks.transport import holding_async_clients
         from airflow_provider_cancel.stopping import acancel_watched
 
-        ti = getattr(self, "task_instance", None)
-        where = f"Task {getattr(ti, 'task_id', '?')!r}: {why}"
+        task = self._task()
+        if self._start_check is not None and await asyncio.shield(self._start_check) is False:
+            self.log.info("%s: this stale trigger was stopped; not cancelling", task)
+            return
         try:
-            state = await asyncio.wait_for(atask_instance_state(ti), STATE_LOOKUP_TIMEOUT)
+            state = await self._task_state()
         except Exception as error:  # unsure whether this is a kill: never cancel then
             self.log.warning(
-                "%s: could not read the task instance's state (%s); not cancelling", where, error
+                "%s: could not read the task instance's state (%s); not cancelling", task, error
             )
             return
         if state == DEFERRAL_TIMED_OUT or self._timed_out():
             # A timed-out deferral resumes the task, which cancels before it fails.
-            self.log.info("%s at its timeout; the resumed task handles the timeout", where)
+            self.log.info("%s timed out while deferred; the resumed task cancels", task)
             return
         if state == "deferred":
             self.log.info(
-                "%s, but the task is still deferred (triggerer restart or trigger moved to "
-                "another triggerer); not cancelling %d job(s)",
-                where,
-                len(self.job_ids),
+                "%s is still deferred (triggerer restart, or the trigger moved to another "
+                "triggerer): not cancelling %s",
+                task,
+                plural(len(self.job_ids), "job"),
             )
             return
-        self.log.info("%s: the task is now %r", where, state)
+        why = f"{task} {what_airflow_did(state)}"
         try:
             # Holding (not closing) the loop's shared clients: other triggers use them too.
             async with holding_async_clients():
                 hook = hook_from_connection(await aget_connection(self.conn_id), self.hook_params)
-                await acancel_watched(hook, self.job_ids, log=self.log, why=where)
+                await acancel_watched(hook, self.job_ids, log=self.log, why=why)
         except Exception as error:
             self.log.error(
                 "%s: could not cancel; these may still be running: %s (%s)",
-                where,
+                why,
                 ids_text(self.job_ids),
                 shorten(str(error), 300),
             )
@@ -255,7 +310,7 @@ class JobStatusTrigger(BaseTrigger):
             self.log.info(
                 "Polling %d job(s) on %s every %gs",
                 len(self.job_ids),
-                hook.hook_name,
+                hook.describe_service(),
                 self.poll_interval,
             )
             while True:

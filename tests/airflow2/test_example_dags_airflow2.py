@@ -30,6 +30,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+TEST_DAGS = Path(__file__).resolve().parents[1] / "dags" / "dags"
+MAPPED_FAILURE = "provider_test_mapped_failure"
 SDK_IMPORT = re.compile(r"^from airflow\.sdk import (.+)$", re.M)
 
 
@@ -49,9 +51,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DagRun]
     dags.mkdir()
     for source in sorted(EXAMPLE_DAGS.glob("example_*.py")):
         (dags / source.name).write_text(airflow2_source(source.read_text()))
+    tests = TEST_DAGS / "provider_test_dags.py"
+    (dags / tests.name).write_text(airflow2_source(tests.read_text()))
     migrate(home)
     with Emulator(start_delay=0.2, cancel_delay=0.5) as emulator:
-        yield {dag_id: run_dag(dag_id, home, dags, emulator) for dag_id in EXPECTED_RUN_STATE}
+        dag_ids = [*EXPECTED_RUN_STATE, MAPPED_FAILURE]
+        yield {dag_id: run_dag(dag_id, home, dags, emulator) for dag_id in dag_ids}
 
 
 def test_the_rewrite_touches_only_the_sdk_import() -> None:
@@ -78,3 +83,15 @@ def test_example_dag_on_airflow2(runs: dict[str, DagRun], dag_id: str) -> None:
     }
     assert not unexpected, f"jobs that did not end as intended: {unexpected}\n{where}"
     assert all(job["cancel_calls"] >= 1 for job in run.jobs.values()), run.jobs
+
+
+def test_cancel_on_failure_cancels_every_map_index_on_airflow2(runs: dict[str, DagRun]) -> None:
+    result = runs[MAPPED_FAILURE]
+
+    assert result.run_state == "failed", result.describe()  # on purpose
+    images = [job for job, seen in result.jobs.items() if seen["api"] == "useapi_v2"]
+    texts = [job for job, seen in result.jobs.items() if seen["api"] == "writetext"]
+    assert (len(images), len(texts)) == (3, 3), result.describe()
+    # Task level: each map index of submit_images pushed a list; DAG level: submit_text's three.
+    assert [result.jobs[job]["normalized"] for job in images] == ["cancelled"] * 3
+    assert [result.jobs[job]["status"] for job in texts] == ["Cancelled"] * 3, result.describe()

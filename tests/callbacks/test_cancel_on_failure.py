@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_cancel.callbacks import CancelOnFailure, cancel_on_failure
 from tests.conftest import FAST
-from tests.fakes import FakeTI
+from tests.fakes import FakeTI, MapIndexes
 
 LOGGER = "airflow_provider_cancel.callbacks"
 
@@ -234,3 +234,16 @@ def test_a_bad_literal_id_does_not_stop_cancelling_the_xcom_jobs(
 
     assert any(r.levelno >= logging.ERROR for r in logs.records)
     assert emulator.job(job)["normalized"] == "cancelled"
+
+
+def test_cancels_what_every_map_index_of_a_mapped_task_pushed(
+    emulator: Any, useapi_conn: str
+) -> None:
+    # Three map indexes, each pushing a list: Airflow answers a list of the three lists.
+    jobs = [[emulator.submit_useapi(), emulator.submit_useapi()] for _ in range(3)]
+    ctx = context({"submit": MapIndexes(jobs)})
+
+    cancel_on_failure(useapi_conn, xcom_task_ids="submit", hook_params=FAST)(ctx)
+
+    every = [job for pushed in jobs for job in pushed]
+    assert [emulator.job(job)["normalized"] for job in every] == ["cancelled"] * 6

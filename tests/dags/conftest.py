@@ -40,6 +40,10 @@ DAGS: dict[str, tuple[Path, dict[str, Any]]] = {
     "provider_test_reschedule": (TEST_DAGS, {"cancel_delay": 3.0}),
     # Jobs complete after 5 s: the deferred sensor's trigger sees one complete.
     "provider_test_failures": (TEST_DAGS, {"job_duration": 5.0}),
+    # Mapped upstreams of three: cancel_on_failure at task and DAG level cancels all six.
+    "provider_test_mapped_failure": (TEST_DAGS, {}),
+    # An upstream that pushed nothing: the cancel step and the sensor name it.
+    "provider_test_missing_xcom": (TEST_DAGS, {}),
 }
 
 

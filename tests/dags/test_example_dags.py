@@ -164,7 +164,7 @@ def test_example_cancel_on_kill_timeout_cancels_then_skips(
     job = result.xcoms["submit"]
     assert result.jobs[job]["normalized"] == "cancelled", result.describe()
     assert result.jobs[job]["cancel_calls"] == 1
-    assert re.search(r"timed out \(AirflowSkipException\): cancelling 1 job", result.output)
+    assert "Task 'wait_done' timed out (timeout): cancelling 1 job(s) on" in result.output
     assert f"{job}: cancelled" in result.output
 
 
@@ -209,7 +209,7 @@ def test_example_cleanup_on_failure(dag_runs: dict[str, DagRun]) -> None:
     }
 
 
-@pytest.mark.parametrize("dag_id", sorted(DAGS))
+@pytest.mark.parametrize("dag_id", sorted(set(DAGS) - {"provider_test_missing_xcom"}))
 def test_every_job_a_dag_started_ends_as_intended(dag_runs: dict[str, DagRun], dag_id: str) -> None:
     result = ran(dag_runs, dag_id)
     assert result.jobs, f"{dag_id} started no job"
@@ -366,3 +366,37 @@ def test_dag_runs_never_leak_secrets(dag_runs: dict[str, DagRun]) -> None:
         for where, text in places.items():
             for secret in secrets:
                 assert secret not in text, f"{result.dag_id}: a secret leaked into {where}"
+
+
+def test_cancel_on_failure_cancels_every_map_index_under_dags_test(
+    dag_runs: dict[str, DagRun],
+) -> None:
+    result = ran(dag_runs, "provider_test_mapped_failure")
+
+    assert result.run_state == "failed", result.describe()  # on purpose
+    images = [job for job, seen in result.jobs.items() if seen["api"] == "useapi_v2"]
+    texts = [job for job, seen in result.jobs.items() if seen["api"] == "writetext"]
+    assert (len(images), len(texts)) == (3, 3), result.describe()
+    # Task level (publish's callback): the three lists the map indexes of submit_images pushed.
+    assert normalized(result, images) == dict.fromkeys(images, "cancelled"), result.describe()
+    # DAG level, run in-process by `airflow dags test`: the three map indexes of submit_text.
+    assert [result.jobs[job]["status"] for job in texts] == ["Cancelled"] * 3, result.describe()
+    assert "publishing failed on purpose" in result.output
+
+
+def test_ids_from_an_upstream_that_pushed_nothing_name_that_task(
+    dag_runs: dict[str, DagRun],
+) -> None:
+    result = ran(dag_runs, "provider_test_missing_xcom")
+
+    assert result.task_states == {
+        "submit_nothing": "success",
+        "cancel_xcomarg": "failed",
+        "wait_jinja": "failed",
+    }, result.describe()
+    said = "upstream task 'submit_nothing' pushed nothing (or None) to XCom"
+    # The XComArg resolved to None; the Jinja xcom_pull rendered it as 'None'.
+    assert f"Task 'cancel_xcomarg': invalid job_id None: None is not a job id: {said}" in (
+        result.output
+    ), result.describe()
+    assert f"'None' is what a missing XCom renders to: {said}" in result.output

@@ -843,7 +843,7 @@ class Scenarios:
         self.emulator.call("DELETE", "faults")
         if self.listener_cancelled(run_id):
             problems.append("the API server's listener cancelled too")
-        if "task killed" not in self.task_log(dag_id, run_id, "wait_done"):
+        if "was stopped (marked failed" not in self.task_log(dag_id, run_id, "wait_done"):
             problems.append("the task log does not show on_kill cancelling")
         state = self.settle(dag_id, run_id)
         extra = f", {took:.1f}s after the PATCH, by on_kill" if took is not None else ""

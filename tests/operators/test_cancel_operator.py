@@ -13,7 +13,7 @@ from airflow_provider_cancel._compat import AirflowException, AirflowNotFoundExc
 from airflow_provider_cancel._compat import Context as TaskContext
 from airflow_provider_cancel.exceptions import ConnectionConfigError, InvalidJobIdError
 from airflow_provider_cancel.operators.cancel import CancelJobOperator
-from tests.conftest import FAST
+from tests.conftest import FAST, USEAPI_TOKEN
 
 NO_RETRY = {**FAST, "retry_limit": 0}
 
@@ -518,3 +518,46 @@ def test_api_down_fails_naming_every_id(
     assert "down-key-0123456" not in message
     report = context["ti"].pushed["return_value"]
     assert {entry["outcome"] for entry in report.values()} == {"error"}
+
+
+# ---------------------------------------------------------------------- what the log says
+
+
+def test_a_refused_cancel_leads_with_the_cause_and_the_connection_and_names_the_job_once(
+    emulator: Any,
+    set_connection: Callable[..., str],
+    make_context: Context,
+    all_logs: Callable[[], str],
+) -> None:
+    job = emulator.submit_useapi()
+    bad = set_connection("useapi_bad", "useapi", host=emulator.url, password="not-the-token")
+
+    with pytest.raises(AirflowException) as failed:
+        operator(bad, job, hook_params=NO_RETRY).execute(make_context())
+
+    cause = "useapi.net cancel was refused: check the API token of connection 'useapi_bad'"
+    line = next(line for line in all_logs().splitlines() if f"{job}: error" in line)
+    assert f"{job}: error: {cause} (HTTP 401)" in line
+    assert line.count(job) == 1
+    assert str(failed.value).count(job) == 1
+    assert "Cancelling 1 job(s) on useapi.net (Midjourney v2)" in all_logs()
+
+
+def test_an_untracked_outcome_names_the_vendor(
+    emulator: Any, set_connection: Callable[..., str], make_context: Context
+) -> None:
+    job = emulator.submit_useapi(service="kling", version="v1")
+    kling = set_connection(
+        "useapi_kling",
+        "useapi",
+        host=emulator.url,
+        password=USEAPI_TOKEN,
+        extra={"service": "kling"},
+    )
+
+    report = operator(kling, job).execute(make_context())
+
+    assert report[job]["outcome"] == "untracked"
+    assert report[job]["message"] == (
+        "useapi.net stopped tracking the job; Kling may still run (and bill) it"
+    )

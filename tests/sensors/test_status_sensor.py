@@ -214,7 +214,8 @@ def test_on_kill_cancels_every_watched_job_and_logs_each(
 
     assert statuses(emulator, *jobs) == ["cancelled"] * 3
     text = all_logs()
-    assert "task killed" in text
+    stopped = "was stopped (marked failed or success, cleared, or its worker stopped)"
+    assert f"Task 'wait_done' {stopped}: cancelling 3 job(s) on useapi.net (Midjourney v2)" in text
     for job in jobs:
         assert f"{job}: cancelled" in text
 

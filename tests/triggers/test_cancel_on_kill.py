@@ -29,15 +29,17 @@ async def _close_async_clients() -> AsyncIterator[None]:
 
 
 @pytest.fixture
-def task_state(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any], list[Any]]:
+def task_state(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[Any]]:
     """``task_state("failed")``: what Airflow answers for the trigger's task instance (an
-    exception instance is raised instead). Returns the task instances that were asked about."""
+    exception instance is raised instead); ``task_state("deferred", "failed")``: the first
+    answer, then the next (the last one repeats). Returns the task instances asked about."""
 
-    def answer(state: Any) -> list[Any]:
+    def answer(*states: Any) -> list[Any]:
         asked: list[Any] = []
 
         async def lookup(ti: Any) -> str | None:
             asked.append(ti)
+            state = states[min(len(asked), len(states)) - 1]
             if isinstance(state, BaseException):
                 raise state
             return state
@@ -60,7 +62,7 @@ def deferred_trigger(conn_id: str, job_ids: list[str], **kwargs: Any) -> JobStat
 
 @pytest.mark.parametrize("state", ["failed", "success", None, "scheduled", "up_for_retry"])
 async def test_on_kill_cancels_when_the_task_left_deferral(
-    emulator: Any, useapi_conn: str, task_state: Callable[[Any], list[Any]], state: Any
+    emulator: Any, useapi_conn: str, task_state: Callable[..., list[Any]], state: Any
 ) -> None:
     jobs = [emulator.submit_useapi(), emulator.submit_useapi()]
     asked = task_state(state)
@@ -74,7 +76,7 @@ async def test_on_kill_cancels_when_the_task_left_deferral(
 
 
 async def test_on_kill_never_cancels_while_the_task_is_still_deferred(
-    emulator: Any, useapi_conn: str, task_state: Callable[[Any], list[Any]]
+    emulator: Any, useapi_conn: str, task_state: Callable[..., list[Any]]
 ) -> None:
     # A trigger moved to another triggerer gets on_kill too (apache/airflow#73454).
     job = emulator.submit_useapi()
@@ -86,7 +88,7 @@ async def test_on_kill_never_cancels_while_the_task_is_still_deferred(
 
 
 async def test_on_kill_never_cancels_when_the_state_cannot_be_read(
-    emulator: Any, useapi_conn: str, task_state: Callable[[Any], list[Any]]
+    emulator: Any, useapi_conn: str, task_state: Callable[..., list[Any]]
 ) -> None:
     job = emulator.submit_useapi()
     task_state(ConnectionError("supervisor gone"))
@@ -97,7 +99,7 @@ async def test_on_kill_never_cancels_when_the_state_cannot_be_read(
 
 
 async def test_on_kill_leaves_a_timed_out_deferral_to_the_resumed_task(
-    emulator: Any, useapi_conn: str, task_state: Callable[[Any], list[Any]]
+    emulator: Any, useapi_conn: str, task_state: Callable[..., list[Any]]
 ) -> None:
     job = emulator.submit_useapi()
     task_state("scheduled")
@@ -110,7 +112,7 @@ async def test_on_kill_leaves_a_timed_out_deferral_to_the_resumed_task(
 
 
 async def test_on_kill_does_nothing_without_cancel_on_kill(
-    emulator: Any, useapi_conn: str, task_state: Callable[[Any], list[Any]]
+    emulator: Any, useapi_conn: str, task_state: Callable[..., list[Any]]
 ) -> None:
     job = emulator.submit_useapi()
     asked = task_state("failed")
@@ -138,14 +140,14 @@ async def run_then_stop(t: JobStatusTrigger) -> None:
 async def test_before_airflow_3_3_the_cancelled_error_path_checks_the_state(
     emulator: Any,
     useapi_conn: str,
-    task_state: Callable[[Any], list[Any]],
+    task_state: Callable[..., list[Any]],
     monkeypatch: pytest.MonkeyPatch,
     state: str,
     cancelled: bool,
 ) -> None:
     monkeypatch.setattr(trigger_module, "HAS_TRIGGER_ON_KILL", False)
     job = emulator.submit_useapi()
-    task_state(state)
+    task_state("deferred", state)  # deferred when the trigger starts, then killed (or not)
 
     await run_then_stop(deferred_trigger(useapi_conn, [job]))
 
@@ -155,13 +157,13 @@ async def test_before_airflow_3_3_the_cancelled_error_path_checks_the_state(
 async def test_on_airflow_3_3_a_plain_cancellation_never_cancels_jobs(
     emulator: Any,
     useapi_conn: str,
-    task_state: Callable[[Any], list[Any]],
+    task_state: Callable[..., list[Any]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Triggerer shutdown cancels without calling on_kill; only on_kill may cancel jobs.
     monkeypatch.setattr(trigger_module, "HAS_TRIGGER_ON_KILL", True)
     job = emulator.submit_useapi()
-    task_state("failed")
+    task_state("deferred", "failed")
 
     await run_then_stop(deferred_trigger(useapi_conn, [job]))
 
@@ -171,7 +173,7 @@ async def test_on_airflow_3_3_a_plain_cancellation_never_cancels_jobs(
 async def test_a_failing_cancel_in_the_triggerer_names_the_jobs_left_running(
     emulator: Any,
     useapi_conn: str,
-    task_state: Callable[[Any], list[Any]],
+    task_state: Callable[..., list[Any]],
     all_logs: Callable[[], str],
 ) -> None:
     jobs = [emulator.submit_useapi(), emulator.submit_useapi()]
@@ -212,3 +214,86 @@ async def test_on_kill_finishes_although_the_triggerer_cancels_it_again_meanwhil
 
     assert emulator.job(job)["cancel_calls"] == 1
     assert emulator.job(job)["normalized"] == "cancelled"
+
+
+@pytest.mark.parametrize("state", ["success", "failed", None, "scheduled"])
+async def test_a_stale_trigger_exits_without_polling_or_cancelling(
+    emulator: Any,
+    useapi_conn: str,
+    task_state: Callable[..., list[Any]],
+    all_logs: Callable[[], str],
+    state: Any,
+) -> None:
+    # Left in the database by `airflow dags test` after its task ended, started by a later
+    # triggerer: the task is not deferred when the trigger starts.
+    job = emulator.submit_useapi()
+    task_state(state)
+    stale = deferred_trigger(useapi_conn, [job])
+
+    async def events() -> list[Any]:
+        return [event async for event in stale.run()]
+
+    # Generous: the stale trigger returns at once; one that polls would wait for the job.
+    assert await asyncio.wait_for(events(), 60) == []
+    await stale.on_kill()  # Airflow removes the trigger once it sees the task is not deferred
+
+    assert emulator.job(job)["cancel_calls"] == 0
+    already = "cleared" if state is None else repr(state)
+    assert f"Task 'wait_done' was already {already} when this trigger started" in all_logs()
+
+
+async def test_a_kill_while_a_stale_trigger_starts_never_cancels(
+    emulator: Any, useapi_conn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Airflow's clean-up cancels the stale trigger while it is still asking for the state.
+    job = emulator.submit_useapi()
+
+    async def slow_lookup(ti: Any) -> str:
+        await asyncio.sleep(0.3)
+        return "success"
+
+    monkeypatch.setattr(_compat, "atask_instance_state", slow_lookup)
+    stale = deferred_trigger(useapi_conn, [job])
+
+    async def first_event() -> Any:
+        return await anext(aiter(stale.run()))
+
+    starting = asyncio.create_task(first_event())
+    await asyncio.sleep(0.05)
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    await stale.on_kill()
+
+    assert emulator.job(job)["cancel_calls"] == 0
+
+
+@pytest.mark.parametrize(
+    ("state", "said"),
+    [
+        ("failed", "was marked failed"),
+        ("success", "was marked success"),
+        (None, "was cleared"),
+        ("up_for_retry", "left deferral (it is now 'up_for_retry')"),
+    ],
+)
+async def test_a_kill_says_what_airflow_did_then_cancels(
+    emulator: Any,
+    useapi_conn: str,
+    task_state: Callable[..., list[Any]],
+    all_logs: Callable[[], str],
+    state: Any,
+    said: str,
+) -> None:
+    job = emulator.submit_useapi()
+    task_state("deferred", state)
+    killed = deferred_trigger(useapi_conn, [job])
+
+    await run_then_stop(killed)
+    await killed.on_kill()
+
+    assert (
+        f"Task 'wait_done' {said}: cancelling 1 job(s) on useapi.net (Midjourney v2)" in all_logs()
+    )
+    assert "on_kill" not in all_logs()
+    assert emulator.job(job)["cancel_calls"] == 1

@@ -3,7 +3,8 @@
 They cover what the examples do not: a sensor in ``reschedule`` mode, an int id arriving
 through an ``XComArg``, a cancel task that fails on a missing job (its report still in XCom),
 and a deferred sensor whose trigger reports a job that completed (with ``soft_fail``, so the
-task ends skipped). The tests point the ``useapi_default`` and
+task ends skipped), ``cancel_on_failure`` at task and DAG level on mapped upstreams of
+three, and ids from an upstream that pushed nothing. The tests point the ``useapi_default`` and
 ``writetext_default`` connections at an in-process emulator; tasks reach the emulator's
 control endpoints through the connection's host.
 """
@@ -16,6 +17,7 @@ import urllib.request
 import pendulum
 from airflow.sdk import dag, task
 
+from airflow_provider_cancel.callbacks import cancel_on_failure
 from airflow_provider_cancel.operators.cancel import CancelJobOperator
 from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
 
@@ -127,5 +129,58 @@ def provider_test_failures():
     submit_other() >> cancel_mixed >> submitted >> wait
 
 
+@dag(
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    tags=["test"],
+    # DAG level: every map index's request, in the process `airflow dags test` runs it in.
+    on_failure_callback=cancel_on_failure("writetext_default", xcom_task_ids="submit_text"),
+)
+def provider_test_mapped_failure():
+    @task
+    def submit_text(n: int) -> str:
+        from airflow_provider_cancel.hooks.writetext import WriteTextHook
+
+        return WriteTextHook("writetext_default").request("POST", "/text/Generate", json={})[
+            "requestId"
+        ]
+
+    @task
+    def submit_images(n: int) -> list[str]:
+        from airflow_provider_cancel.hooks.useapi import UseApiHook
+
+        hook = UseApiHook("useapi_default")
+        return [hook.request("POST", "/v2/jobs/imagine", json={"prompt": f"{n}"})["jobid"]]
+
+    # Task level: each of the three map indexes pushed a list of ids.
+    @task(on_failure_callback=cancel_on_failure("useapi_default", xcom_task_ids="submit_images"))
+    def publish(images: list[list[str]], texts: list[str]) -> None:
+        raise RuntimeError("publishing failed on purpose")
+
+    publish(submit_images.expand(n=[1, 2, 3]), submit_text.expand(n=[1, 2, 3]))
+
+
+@dag(schedule=None, start_date=START, catchup=False, tags=["test"])
+def provider_test_missing_xcom():
+    @task
+    def submit_nothing() -> None:
+        """An upstream that pushes no id (it returns None)."""
+
+    nothing = submit_nothing()
+    # Both fail, naming the upstream task: an XComArg, and a Jinja xcom_pull.
+    nothing >> [
+        CancelJobOperator(task_id="cancel_xcomarg", conn_id="useapi_default", job_id=nothing),
+        JobCancelledSensor(
+            task_id="wait_jinja",
+            conn_id="useapi_default",
+            job_id="{{ ti.xcom_pull(task_ids='submit_nothing') }}",
+            timeout=30,
+        ),
+    ]
+
+
 provider_test_reschedule()
 provider_test_failures()
+provider_test_mapped_failure()
+provider_test_missing_xcom()
