@@ -12,21 +12,15 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from airflow_provider_cancel.hooks.useapi_services import (
-    DEFAULT_SERVICE,
-    find_service,
-    service_names,
-)
-
+from .catalog import DEFAULT_SERVICE, job_key, service_names
 from .routes import JOB_MODELS
 from .server import Server
 from .state import EmulatorState, Fault
-from .useapi import model_key
 
 
 class Emulator:
-    """Local stand-in for useapi.net (Midjourney v2/v3 and the services of
-    ``hooks/useapi_services.py``) and WriteText.ai.
+    """Local stand-in for useapi.net (Midjourney v2/v3 and the services of ``catalog.py``) and
+    WriteText.ai.
 
     Use in-process (``with Emulator() as emu:``) or as a separate process
     (``python -m airflow_provider_cancel.emulator``) driven through ``/_emulator/`` endpoints.
@@ -160,13 +154,13 @@ class Emulator:
         """Create a job of a useapi.net service (Midjourney's as ``POST .../imagine`` would);
         ``version`` matters where the service has two (Midjourney, PixVerse). Returns its id."""
         try:
-            spec = find_service(service, version)
+            key = job_key(service, version)
         except KeyError:
             raise ValueError(
                 f"useapi.net service {service!r} {version!r} is not emulated "
                 f"(services: {', '.join(service_names())})"
             ) from None
-        return self.state.create_job(model_key(spec), prompt=prompt).id
+        return self.state.create_job(key, prompt=prompt).id
 
     def submit_writetext(self, name: str = "x") -> str:
         """Create a WriteText request as ``POST /text/Generate`` would; returns its id."""
