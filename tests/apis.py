@@ -11,6 +11,7 @@ taken from the hook.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from airflow_provider_cancel.hooks.base import JobApiHook
 from airflow_provider_cancel.hooks.useapi import UseApiHook
 from airflow_provider_cancel.hooks.writetext import WriteTextHook
 from airflow_provider_cancel.job_ids import encode_path_segment, encode_query_value
+from tests import fake_jobs
 
 Status = tuple[str, str | None, str]
 """(raw status, error text, the normalised status it reads as)."""
@@ -50,8 +52,9 @@ class JobApi:
     """The connection extra that chooses this API among its hook's."""
     secret_setting: str
     """The emulator setting holding the secret it accepts (``useapi_token``...)."""
-    fault_family: str
-    """The emulator's family name of it, as fault filters (``inject(api=...)``) see it."""
+    fault_family: str | None
+    """The emulator's family name of it, as fault filters (``inject(api=...)``) see it;
+    ``None``: faults are injected unfiltered (the emulator filters only its own families)."""
     host: str
     """The real host of its job calls (scripted tests; for a token API, the host its scripted
     token answer names)."""
@@ -66,6 +69,8 @@ class JobApi:
     """Raw statuses of a job still running; the first is the one the fault matrix pins."""
     completed: str
     """The raw status of a completed job."""
+    status_field: str
+    """The field of a job body that holds its raw status."""
     cancel_running: str
     """The outcome of a cancel of a running job."""
     cancel_finished: str
@@ -90,6 +95,8 @@ class JobApi:
     own_faults: frozenset[str] = frozenset()
     """Emulator fault kinds that are codes of this API only (``403``, ``410``)."""
     token: Token | None = None
+    emulated: Any = None
+    """The emulator ``Mount`` serving it, for an API the emulator does not bring itself."""
 
     def __str__(self) -> str:
         return self.name
@@ -201,6 +208,7 @@ def _useapi(
         "fault_family": "useapi",
         "host": USEAPI,
         "completed": "completed",
+        "status_field": "status",
         "own_faults": USEAPI_CODES,
         "odd_ids": USEAPI_ODD_IDS,
         "submit": lambda emulator: str(emulator.submit_useapi(service=service, version=version)),
@@ -310,6 +318,7 @@ WRITETEXT_API = JobApi(
     cancel_ok=200,
     running=("Running", "Pending"),
     completed="Completed",
+    status_field="status",
     cancel_running="cancelling",
     cancel_finished="already_finished",
     submit=lambda emulator: str(emulator.submit_writetext()),
@@ -340,6 +349,52 @@ WRITETEXT_API = JobApi(
     token=Token(f"{WRITETEXT}/web/apitoken/accesstoken", "region", _writetext_token),
 )
 
-APIS: list[JobApi] = [*USEAPI_APIS, WRITETEXT_API]
+# ---------------------------------------------------------------------- a test-only API
+
+
+def _fake_job(emulator: Any) -> str:
+    job_id = f"fj-{uuid.uuid4().hex[:12]}"
+    emulator.create_job(fake_jobs.KEY, job_id)
+    return job_id
+
+
+FAKE_JOBS_API = JobApi(
+    fake_jobs.KEY,
+    "FJ",
+    fake_jobs.FakeJobsHook,
+    fake_jobs.KEY,
+    {},
+    secret_setting="useapi_token",  # the emulated fake API takes this setting's value as key
+    fault_family=None,
+    host=fake_jobs.FakeJobsHook.default_host,
+    cancel=("POST", "/fake/v1/jobs/{id}/stop"),
+    status=("GET", "/fake/v1/jobs/{id}"),
+    cancel_ok=202,
+    running=("working", "waiting"),
+    completed="done",
+    status_field="state",
+    cancel_running="cancelled",
+    cancel_finished="already_finished",
+    submit=_fake_job,
+    connection_says=lambda emulator: "Connected to fake jobs",
+    finished=(("done", "completed"), ("broken", "failed")),
+    statuses=(
+        ("waiting", None, "queued"),
+        ("working", None, "running"),
+        ("Working", None, "running"),
+        ("done", None, "completed"),
+        ("broken", None, "failed"),
+        ("stopped", None, "cancelled"),
+        ("paused", None, "unknown"),
+        ("", None, "unknown"),
+    ),
+    agreement=("waiting", "working", "done", "broken", "stopped"),
+    odd_ids=(*COMMON_ODD_IDS, "a+b&c=d", "../../me", "ジョブ"),
+    emulated=fake_jobs.MOUNT,
+)
+
+APIS: list[JobApi] = [*USEAPI_APIS, WRITETEXT_API, FAKE_JOBS_API]
 """Every API the shared tests run over."""
 BY_NAME = {api.name: api for api in APIS}
+MOUNTS = tuple(api.emulated for api in APIS if api.emulated is not None)
+"""What the tests' emulators serve beyond their own APIs (``Emulator(mounts=MOUNTS)``)."""

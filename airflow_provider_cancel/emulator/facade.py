@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
 from .catalog import DEFAULT_SERVICE, job_key, service_names
-from .routes import JOB_MODELS
+from .routes import MOUNTS, Mount, job_models
 from .server import Server
 from .state import EmulatorState, Fault
 
@@ -35,18 +36,22 @@ class Emulator:
         *,
         seed: int | None = 0,
         verbose: bool = False,
+        mounts: Sequence[Mount] = (),
         **settings: Any,
     ) -> None:
         """Bind nothing yet (see :meth:`start`); ``settings`` are :class:`~.state.Config` fields.
 
         ``port`` and ``region_port`` 0 take free ports; ``seed`` makes rate-based faults
-        repeatable; ``verbose`` logs every request to stderr.
+        repeatable; ``verbose`` logs every request to stderr. ``mounts`` serve more APIs
+        (:class:`~.routes.Mount`, before the emulator's own): an API a test defines, with its
+        jobs, faults and counters like any other.
         """
         self.host = host
         self.port = port
         self.region_port = region_port
         self.verbose = verbose
-        self.state = EmulatorState(models=JOB_MODELS, seed=seed)
+        self.mounts: tuple[Mount, ...] = (*mounts, *MOUNTS)
+        self.state = EmulatorState(models=job_models(self.mounts), seed=seed)
         self.state.configure(**settings)
         self._servers: list[Server] = []
         self._threads: list[threading.Thread] = []

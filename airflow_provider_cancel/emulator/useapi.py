@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .api import ID, Api, CancelRule, Endpoint, Handler, Request, Response, json_body, json_response
-from .catalog import Service
 from .model import Job, iso
 
 if TYPE_CHECKING:

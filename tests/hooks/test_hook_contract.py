@@ -149,7 +149,7 @@ def test_status_table_via_emulator(
     assert state.status == JobStatus(expected)
     assert state.status.value == emulator.job(job_id)["normalized"]
     assert state.raw_status == raw
-    assert state.body["status"] == raw
+    assert state.body[api.status_field] == raw
     assert calls(emulator, "status")[-1]["status"] == 200
 
 
@@ -294,7 +294,7 @@ def test_scripted_connection_errors_retried(reading, reading_scripted, fake_api,
     method, url = reading.status_call("job:1")
     fake_api.add(method, url, DROP)
     fake_api.add(method, url, DROP)
-    fake_api.add(method, url, json={"status": reading.completed})
+    fake_api.add(method, url, json={reading.status_field: reading.completed})
     state = run_hook(hook(reading, reading_scripted, retry_limit=2), "get_job", "job:1")
     assert state.status is JobStatus.COMPLETED
     assert fake_api.count(url, method) == 3

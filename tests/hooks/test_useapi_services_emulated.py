@@ -265,11 +265,7 @@ def test_the_hook_knows_every_emulated_service_with_the_documented_calls() -> No
 
 @pytest.mark.parametrize(
     ("service", "version", "raw", "expected"),
-    [
-        (s.name, s.version, raw, expected)
-        for s in EMULATED
-        for raw, expected in s.statuses.items()
-    ],
+    [(s.name, s.version, raw, expected) for s in EMULATED for raw, expected in s.statuses.items()],
 )
 def test_every_documented_status_reads_as_the_docs_say(
     emulator, hook, run_hook, service, version, raw, expected

@@ -64,7 +64,7 @@ from airflow_provider_cancel.exceptions import (
 )
 from tests import hostile_server
 from tests.apis import APIS as API_LIST
-from tests.apis import BY_NAME, JobApi
+from tests.apis import BY_NAME, MOUNTS, JobApi
 from tests.hostile_server import HostileServer, secret_forms
 
 
@@ -74,7 +74,7 @@ def secret_for(setting: str) -> str:
     return f"user:1308-rel/{setting}+key=5f1c"
 
 
-SECRETS = {api.secret_setting: secret_for(api.secret_setting) for api in API_LIST}
+SECRETS: dict[str, Any] = {api.secret_setting: secret_for(api.secret_setting) for api in API_LIST}
 """Emulator setting -> the secret it accepts."""
 USEAPI_TOKEN = SECRETS["useapi_token"]
 WRITETEXT_KEY = SECRETS["writetext_api_key"]
@@ -515,9 +515,18 @@ class Environment:
         # the job calls of an API with a token call go to the host its token answer names
         region_call = BY_NAME[cell.api].token is not None and cell.call != "token"
         port = self.emulator.region_port if region_call else self.emulator.port
+        mounts = self.emulator.mounts
+
+        def call_of(method: str, path: str) -> str:
+            """What a request is for, as the emulator behind routes it."""
+            from airflow_provider_cancel.emulator.routes import resolve
+
+            return resolve(method, path, region_call, mounts).call
+
         return HostileServer(
             lambda request: answer if request.call == cell.call else None,
             forward_to=("127.0.0.1", port),
+            calls=call_of,
         )
 
 
@@ -527,6 +536,7 @@ def start_emulator() -> Any:
     return Emulator(
         start_delay=0.05,
         cancel_delay=0.2,
+        mounts=MOUNTS,
         **SECRETS,
     ).start()
 
