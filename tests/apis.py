@@ -122,14 +122,9 @@ class JobApi:
         return self.url(self.cancel, job_id)
 
 
-def apis(*, reads: bool | None = None, token: bool | None = None) -> list[JobApi]:
-    """The APIs, optionally only those with (or without) a job read or a token call."""
-    return [
-        api
-        for api in APIS
-        if (reads is None or api.reads is reads)
-        and (token is None or (api.token is not None) is token)
-    ]
+def apis(*, reads: bool) -> list[JobApi]:
+    """The APIs that can (or cannot) read one job."""
+    return [api for api in APIS if api.reads is reads]
 
 
 # ---------------------------------------------------------------------- useapi.net
