@@ -425,7 +425,7 @@ def expect_hostile(fault: Fault, api: JobApi, call: str) -> Expect:
     if kind == "forged" and call == "status":  # "Running\n[...]" is no status: unknown
         return Expect("unknown, cleaned", result="unknown", attempts=1, job_after=running)
     if kind == "forged":  # a 2xx without a known status: confirmed by a read (still running)
-        untracked = api in NO_READ
+        untracked = not api.reads
         return Expect(
             "untracked" if untracked else "cancelling, job read",
             result="untracked" if untracked else "cancelling",
