@@ -14,7 +14,7 @@ from airflow_provider_cancel.job_ids import (
     job_ids_and_duplicates,
     normalize_job_ids,
 )
-from airflow_provider_cancel.messages import describe_result, outcome_level
+from airflow_provider_cancel.messages import describe_result, ids_text, outcome_level, shorten
 from airflow_provider_cancel.status import CancelOutcome
 
 log = logging.getLogger(__name__)
@@ -155,8 +155,8 @@ class CancelOnFailure:
             "%r could not cancel %d job(s), which may still be running (and costing): %s. %s",
             self,
             len(job_ids),
-            ", ".join(job_ids),
-            why,
+            ids_text(job_ids),
+            shorten(why, 300),
         )
 
 
@@ -220,11 +220,16 @@ async def cancel_jobs_on_deadline(
             hook = hook_from_connection(await aget_connection(conn_id), hook_params)
             left = await acancel_watched(hook, ids, log=log, why=where)
     except Exception as error:
-        log.error("%s: could not cancel; these may still be running: %s (%s)", where, ids, error)
+        log.error(
+            "%s: could not cancel; these may still be running: %s (%s)",
+            where,
+            ids_text(ids),
+            shorten(str(error), 300),
+        )
         left = ids
     done = len(ids) - len(left)
     summary = f"cancelled {done} of {len(ids)} job(s)"
-    return f"{summary}; may still be running: {', '.join(left)}" if left else summary
+    return f"{summary}; may still be running: {ids_text(left)}" if left else summary
 
 
 def cancel_on_deadline(

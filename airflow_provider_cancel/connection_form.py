@@ -1,44 +1,55 @@
-"""The connection form on Airflow 2.x, derived from the provider info Airflow 3 reads.
+"""The connection form of an API on Airflow 3 and on Airflow 2.11, both from its description.
 
 Airflow 3 builds its form from ``get_provider_info()`` (``ui-field-behaviour`` and
-``conn-fields``) and, because the provider info has them, never calls a hook's form methods
-(Airflow 3.2+ warns only when it does). Airflow 2.11 reads only the hook class's own
-``get_ui_field_behaviour`` and ``get_connection_form_widgets``. Each hook binds the two
-classmethods below, so both versions show the same fields from one description.
-
-Example::
-
-    class UseApiHook(JobApiHook):
-        conn_type = "useapi"
-        get_ui_field_behaviour = connection_form.get_ui_field_behaviour
-        get_connection_form_widgets = connection_form.get_connection_form_widgets
+``conn-fields``: :func:`provider_entry`) and, because the provider info has them, never calls a
+hook's form methods (Airflow 3.2+ warns only when it does). Airflow 2.11 reads only the hook
+class's own ``get_ui_field_behaviour`` and ``get_connection_form_widgets``:
+:class:`~airflow_provider_cancel.hooks.base.JobApiHook` binds the two classmethods below, which
+read the class's ``api``, so both versions show the same fields from one
+:class:`~airflow_provider_cancel.hooks.apis.ApiDescription`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_cancel.hooks.apis import ApiDescription
+
+HIDDEN_FIELDS = ("schema", "port", "login")
+"""Standard connection fields no API uses."""
 
 
-def connection_type_info(conn_type: str) -> dict[str, Any]:
-    """The provider info entry of ``conn_type`` (``KeyError`` for a type not declared)."""
-    from airflow_provider_cancel import get_provider_info
-
-    for entry in get_provider_info()["connection-types"]:
-        if entry["connection-type"] == conn_type:
-            return dict(entry)
-    raise KeyError(conn_type)
+def provider_entry(api: ApiDescription) -> dict[str, Any]:
+    """``api``'s entry in provider info's ``connection-types`` (what Airflow 3's form shows)."""
+    # Airflow 3's form stores every conn-field in the extra, an empty one as null: only fields
+    # that always have a value (a choice with a default) are form fields. Tuning settings
+    # (timeout, retry_limit, region, ...) stay optional keys of the Extra JSON (docs).
+    entry: dict[str, Any] = {
+        "connection-type": api.conn_type,
+        "hook-class-name": api.hook_class,
+        "hook-name": api.hook_name,
+        "ui-field-behaviour": {
+            "hidden-fields": list(HIDDEN_FIELDS),
+            "relabeling": {"password": api.secret_label, "host": "Base URL (optional)"},
+            "placeholders": {"host": api.default_host, "password": api.secret_placeholder},
+        },
+    }
+    if api.form_fields:
+        entry["conn-fields"] = {name: dict(spec) for name, spec in api.form_fields.items()}
+    return entry
 
 
 def _ui_field_behaviour(cls: type[Any]) -> dict[str, Any]:
-    behaviour = connection_type_info(cls.conn_type)["ui-field-behaviour"]
-    fields = connection_type_info(cls.conn_type).get("conn-fields") or {}
-    placeholders = dict(behaviour.get("placeholders", {}))
-    for name, spec in fields.items():
+    entry = provider_entry(cls.api)
+    behaviour = entry["ui-field-behaviour"]
+    placeholders = dict(behaviour["placeholders"])
+    for name, spec in (entry.get("conn-fields") or {}).items():
         if "default" in spec["schema"]:
             placeholders[name] = str(spec["schema"]["default"])
     return {
-        "hidden_fields": list(behaviour.get("hidden-fields", [])),
-        "relabeling": dict(behaviour.get("relabeling", {})),
+        "hidden_fields": list(behaviour["hidden-fields"]),
+        "relabeling": dict(behaviour["relabeling"]),
         "placeholders": placeholders,
     }
 
@@ -51,7 +62,7 @@ def _connection_form_widgets(cls: type[Any]) -> dict[str, Any]:
     from wtforms.validators import AnyOf, Optional
 
     widgets: dict[str, Any] = {}
-    for name, spec in (connection_type_info(cls.conn_type).get("conn-fields") or {}).items():
+    for name, spec in (provider_entry(cls.api).get("conn-fields") or {}).items():
         schema = spec["schema"]
         validators: list[Any] = [Optional()]
         if "enum" in schema:  # Airflow 2 allows no select field in connection forms

@@ -70,10 +70,19 @@ class TransportError(CancelApiError):
     """No answer: connection refused or reset, DNS failure, or timeout, after every retry."""
 
 
+NOT_SENT = "not sent: the time given to cancel ran out"
+"""What a request refused by :class:`NotSentError` says."""
+
+
+class NotSentError(TransportError):
+    """Refused before sending: the time a stopped task gives its cancels has run out (see
+    ``JobApiHook.stop_sending_at``)."""
+
+
 def missing_job_message(error: JobNotFoundError) -> str:
     """What a sensor says when a job it waits for disappears."""
     return (
         f"job {error.job_id!r} disappeared while waiting (not found: {error.server_message}); "
-        "set missing_job_status to read a missing job as a status (WriteText drops finished "
-        "requests)"
+        "set missing_job_status to read a missing job as a status (some APIs drop finished "
+        "jobs)"
     )

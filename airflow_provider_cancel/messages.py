@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 
 from airflow_provider_cancel.status import CancelOutcome, CancelResult
 
@@ -83,3 +84,17 @@ def outcome_level(outcome: CancelOutcome) -> int:
     if outcome in (CancelOutcome.NOT_FOUND, CancelOutcome.UNTRACKED):
         return logging.WARNING
     return logging.INFO
+
+
+IDS_SHOWN = 5
+"""How many ids a message that lists ids shows before it says how many more there are."""
+
+
+def ids_text(job_ids: Sequence[str], shown: int = IDS_SHOWN) -> str:
+    """``'a', 'b' and 3 more (5 ids)``: a few ids, each shortened, and the count; a message
+    about 100,000 ids stays one short line."""
+    ids = list(job_ids)
+    head = ", ".join(repr(shorten(job_id, 100)) for job_id in ids[:shown])
+    if len(ids) <= shown:
+        return head
+    return f"{head} and {len(ids) - shown} more ({len(ids)} ids)"

@@ -14,13 +14,19 @@ enough: Airflow loads the plugin from the ``airflow.plugins`` entry point.
 
 The hooks run inside the request, before its database transaction commits. The record is taken
 (read and deleted) in the request's session; the cancel calls go out only after that session
-commits, in a daemon thread, bounded in time (:data:`SAFE_HOOK_PARAMS`). If the request rolls
-back, the record stays and nothing is cancelled.
+commits, in a daemon thread, bounded in time
+(:data:`~airflow_provider_cancel.stopping.SAFE_HOOK_PARAMS`; no request after the budget). If
+the request rolls back, the record stays and nothing is cancelled.
 
 Anyone allowed to update a task instance may write its state store through the REST API, so
-the record is not trusted whole: the listener acts only on the task instances of this
-provider's sensors (:data:`SENSOR_OPERATORS`), only on a record shaped as the sensor writes it,
-and passes the hook only :data:`SAFE_HOOK_PARAMS`, clamped.
+the record carries no authority of its own: the listener acts only on the task instances of
+this provider's sensors (:data:`SENSOR_OPERATORS`), only on a record shaped as the sensor
+writes it, and only when the record names the task instance's current try, the connection the
+task rendered for that try and exactly the ids it rendered (their digest,
+:data:`~airflow_provider_cancel.stopping.WATCHED_IDS_FIELD`), as Airflow stores them in the
+task instance's rendered template fields, which only the task's own worker writes. The hook
+gets the rendered ``hook_params``, reduced and clamped; the record's are never used. Any other
+record is refused with an ERROR naming the task and left in place.
 
 Clearing calls no listener hook; the sensor's next try cancels instead
 (``JobStatusSensor._take_over_watching``).
@@ -39,6 +45,7 @@ from airflow_provider_cancel._compat import (
     AirflowPlugin,
     listener_hookimpl,
 )
+from airflow_provider_cancel.messages import ids_text, shorten
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +56,6 @@ SENSOR_OPERATORS = frozenset({"JobStatusSensor", "JobCancelledSensor"})
 """The task instances the listener acts on, by their ``operator`` (the class name the
 scheduler stores from the serialized DAG; a record planted on any other task is ignored).
 A subclass under another name is not covered: the API server has no class hierarchy for it."""
-
-SAFE_HOOK_PARAMS: dict[str, float | None] = {
-    "service": None,
-    "api_version": None,
-    "confirm": None,
-    "retry_limit": 1,
-    "retry_delay": 1.0,
-    "max_retry_wait": 5.0,
-    "connect_timeout": 4.0,
-    "timeout": 8.0,
-}
-"""The record's ``hook_params`` the listener uses, with the upper bound of each number: at
-most two attempts of 12 s and one wait of 5 s, under 30 s in all. Other keys are dropped."""
 
 
 @hookimpl
@@ -97,40 +91,20 @@ def cancel_if_between_pokes(previous_state: Any, ti: Any, what: str) -> None:
         return
     where = f"Task {getattr(ti, 'task_id', '?')!r} of run {getattr(ti, 'run_id', '?')!r}"
     try:
-        record = _take_record(ti, where)
+        taken = _take_record(ti, where)
     except Exception as error:
         log.error(
             "%s %s: could not read what it waited on (%s); its jobs may still be running",
             where,
             what,
-            error,
+            shorten(str(error), 300),
         )
         return
-    if record is None:  # not waiting, or its poke runs (on_kill cancels), or done, or not ours
+    if taken is None:  # not waiting, or its poke runs (on_kill cancels), or done, or refused
         return
-    record["hook_params"] = safe_hook_params(record["hook_params"])
+    record, hook_params = taken
     why = f"{where} {what} between two pokes"
-    _after_commit(ti, lambda: _cancel_in_background(record, why))
-
-
-def safe_hook_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The record's ``hook_params`` reduced to :data:`SAFE_HOOK_PARAMS`, numbers clamped (a
-    missing one set to its bound, so a connection's extra cannot lengthen the cancel)."""
-    safe: dict[str, Any] = {}
-    for name, bound in SAFE_HOOK_PARAMS.items():
-        value: Any = params.get(name)
-        if bound is None:
-            if isinstance(value, bool if name == "confirm" else str):
-                safe[name] = value
-            continue
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = bound
-        if not 0 <= number <= bound or (number == 0 and name.endswith("timeout")):
-            number = bound
-        safe[name] = int(number) if name == "retry_limit" else number
-    return safe
+    _after_commit(ti, lambda: _cancel_in_background(record, hook_params, why))
 
 
 def _after_commit(ti: Any, action: Callable[[], None]) -> None:
@@ -158,17 +132,19 @@ def _after_commit(ti: Any, action: Callable[[], None]) -> None:
     event.listen(session, "after_soft_rollback", rolled_back)
 
 
-def _cancel_in_background(record: dict[str, Any], why: str) -> None:
+def _cancel_in_background(record: dict[str, Any], hook_params: Any, why: str) -> None:
     """Cancel in a daemon thread: the request has answered, the API server goes on."""
-    from airflow_provider_cancel.stopping import cancel_recorded
+    from airflow_provider_cancel.stopping import cancel_with_connection
 
-    def run() -> None:
-        cancel_recorded(record, log=log, why=why)  # logs every outcome; never raises
+    job_ids = list(record["job_ids"])
+
+    def run() -> None:  # logs every outcome; never raises
+        cancel_with_connection(record["conn_id"], hook_params, job_ids, log=log, why=why)
 
     try:
         threading.Thread(target=run, name=CANCEL_THREAD, daemon=True).start()
     except Exception as error:  # after_commit: an error here would reach the request
-        ids = ", ".join(record["job_ids"])
+        ids = ids_text(job_ids)
         log.error("%s: cannot cancel (%s); these may still be running: %s", why, error, ids)
 
 
@@ -176,16 +152,24 @@ CANCEL_THREAD = "cancel-between-pokes"
 """The name of the threads that send the listener's cancels."""
 
 
-def _take_record(ti: Any, where: str) -> dict[str, Any] | None:
-    """Read the record and, if this provider wrote it, remove it, in the request's own session
-    (on SQLite another session would wait for the request's write lock; a rollback keeps it).
+def _take_record(ti: Any, where: str) -> tuple[dict[str, Any], Any] | None:
+    """Read the record and, if the task itself stands behind it, remove it, in the request's
+    own session (on SQLite another session would wait for the request's write lock; a
+    rollback keeps it). Returns the record and the task's rendered ``hook_params``.
 
     Anything else under the key (e.g. a custom backend's ``{"__airflow_state_ref__": ...}``
-    reference) is left where it is and logged."""
+    reference, or a record naming what the task did not render) is left where it is and
+    logged."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.state import TaskScope, get_state_backend
     from sqlalchemy.orm import object_session
 
-    from airflow_provider_cancel.stopping import WATCHING_KEY, parse_record
+    from airflow_provider_cancel.stopping import (
+        WATCHING_KEY,
+        listener_refusal,
+        parse_record,
+        refused_text,
+    )
 
     map_index = ti.map_index if ti.map_index is not None else -1
     scope = TaskScope(dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=map_index)
@@ -206,8 +190,18 @@ def _take_record(ti: Any, where: str) -> dict[str, Any] | None:
             stored,
         )
         return None
+    rendered = RenderedTaskInstanceFields.get_templated_fields(ti, **in_session)
+    refusal = listener_refusal(
+        record,
+        rendered,
+        try_number=getattr(ti, "try_number", None),
+        max_tries=getattr(ti, "max_tries", None),
+    )
+    if refusal is not None:
+        log.error("%s", refused_text(where, record, refusal))
+        return None
     backend.delete(scope, WATCHING_KEY, **in_session)
-    return record
+    return record, rendered.get("hook_params")
 
 
 class CancelOnKillPlugin(AirflowPlugin):

@@ -122,8 +122,10 @@ class Assessment:
     def message(self) -> str:
         """One line saying where the wait stands."""
         if self.failures:
-            reasons = "; ".join(f"{job_id!r}: {why}" for job_id, why in self.failures.items())
-            return f"{len(self.failures)} job(s) will never reach a success status: {reasons}"
+            failed = list(self.failures.items())
+            reasons = "; ".join(f"{job_id!r}: {why}" for job_id, why in failed[:5])
+            more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+            return f"{len(failed)} job(s) will never reach a success status: {reasons}{more}"
         if self.done:
             return "every job reached a success status"
         shown = ", ".join(map(repr, self.waiting[:10]))

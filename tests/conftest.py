@@ -23,6 +23,21 @@ FAST: dict[str, Any] = {"retry_delay": 0.01, "max_retry_wait": 1.0, "timeout": 5
 1 s, no request longer than 5 s. Import it: ``from tests.conftest import FAST``."""
 
 
+PROXY_VARIABLES = tuple(
+    name
+    for base in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+    for name in (base, base.upper())
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The emulator and the test servers are on 127.0.0.1: a proxy set where the suite runs
+    (a CI runner's) must not carry their requests. Proxy tests set their own."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(autouse=True)
 def _clear_token_cache() -> Iterator[None]:
     writetext.TOKEN_CACHE.clear()

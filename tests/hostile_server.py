@@ -136,6 +136,29 @@ def bad_status_line() -> Answer:
     return answer
 
 
+def interim_then_forward(codes: tuple[int, ...], target: tuple[str, int]) -> Answer:
+    """1xx interim answers (``103 Early Hints``...), then the real server's answer: a client
+    must skip the interim ones (RFC 9110) and read the last."""
+
+    def answer(request: Request, sock: socket.socket) -> None:
+        for code in codes:
+            sock.sendall(head_bytes(code, {"Link": "</app.css>; rel=preload"}, "Interim"))
+        _forward(request, sock, target)
+
+    return answer
+
+
+def two_content_lengths() -> Answer:
+    """A 200 with two different ``Content-Length`` headers: framing no client may guess."""
+
+    def answer(request: Request, sock: socket.socket) -> None:
+        body = b'{"status": "cancelled"}'
+        lengths = f"Content-Length: {len(body)}\r\nContent-Length: 5\r\n".encode()
+        sock.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n" + lengths + b"\r\n" + body)
+
+    return answer
+
+
 def deep_json(depth: int = 100_000) -> Answer:
     return reply(200, "[" * depth + "]" * depth, {"Content-Type": "application/json"})
 

@@ -31,9 +31,19 @@ SERVICES = [
 EXTRA_FIELDS = {
     "useapi": {
         "service": ("Service", "midjourney", SERVICES),
-        "api_version": ("API version", "v2", ["v2", "v3"]),
+        "api_version": (
+            "API version (Midjourney, PixVerse)",
+            "default",
+            ["default", "v1", "v2", "v3"],
+        ),
     },
     "writetext": {},
+}
+VERSION_CHOICES_SHOWN = {
+    "default": "Service default (v2)",
+    "v1": "v1 (PixVerse)",
+    "v2": "v2 (Midjourney, PixVerse)",
+    "v3": "v3 (Midjourney)",
 }
 HIDDEN = {"schema", "port", "login"}
 LABELS = {"useapi": "API token", "writetext": "API key"}
@@ -100,9 +110,10 @@ def test_airflow3_form_fields_without_deprecation_warnings():
     }
     assert set(found["widgets"]) == expected_widgets
     api_version = found["widgets"]["extra__useapi__api_version"]
-    assert api_version["value"] == "v2"
-    assert api_version["schema"]["enum"] == ["v2", "v3"]
-    assert api_version["schema"]["title"] == "API version"
+    assert api_version["value"] == "default"
+    assert api_version["schema"]["enum"] == ["default", "v1", "v2", "v3"]
+    assert api_version["schema"]["title"] == "API version (Midjourney, PixVerse)"
+    assert api_version["schema"]["values_display"] == VERSION_CHOICES_SHOWN
     for conn_type, behaviour in found["behaviours"].items():
         assert set(behaviour["hidden_fields"]) == HIDDEN
         assert behaviour["relabeling"]["password"] == LABELS[conn_type]
@@ -138,8 +149,8 @@ def test_airflow2_connection_form_shows_the_same_fields():
     with app.test_request_context():
         form = form_class(data={"conn_id": "u", "conn_type": "useapi"})
         field = form["extra__useapi__api_version"]
-        assert field.label.text == "API version"
-        assert field.data == "v2"
+        assert field.label.text == "API version (Midjourney, PixVerse)"
+        assert field.data == "default"
         assert "v3" in field.description
 
         def errors(value: str) -> list[str]:
@@ -150,7 +161,8 @@ def test_airflow2_connection_form_shows_the_same_fields():
 
         assert errors("v3") == []
         assert errors("") == []
-        assert errors("v4") == ["one of v2, v3"]
+        assert errors("default") == []
+        assert errors("v4") == ["one of default, v1, v2, v3"]
 
 
 # What the docs list of these forms is checked against get_provider_info() in
@@ -161,3 +173,41 @@ def test_the_service_choices_are_the_services_the_hook_knows():
     from airflow_provider_cancel.hooks.useapi_services import service_names
 
     assert sorted(SERVICES) == service_names()
+
+
+def test_the_version_choices_mean_something_for_a_versioned_service():
+    """Each version offered is a version of Midjourney or PixVerse (the services with two), and
+    the help text says which; "default" is each service's default."""
+    from airflow_provider_cancel.hooks.useapi_services import find_service, versions_of
+
+    versioned = {name: versions_of(name) for name in SERVICES if len(versions_of(name)) > 1}
+    assert versioned == {"midjourney": ["v2", "v3"], "pixverse": ["v1", "v2"]}
+    offered = EXTRA_FIELDS["useapi"]["api_version"][2]
+    assert set(offered) - {"default"} == {v for versions in versioned.values() for v in versions}
+    for name in versioned:
+        assert find_service(name, "default") == find_service(name, None)
+    spec = _types()["useapi"]["conn-fields"]["api_version"]
+    assert spec["description"].startswith(
+        "Only Midjourney and PixVerse have API versions; other services ignore this."
+    )
+    assert "Extra Fields JSON" not in spec["description"]
+
+
+def test_the_form_default_version_works_for_every_service(tmp_path, monkeypatch):
+    """What a saved form stores (``api_version: default``) is accepted by every service."""
+    from airflow_provider_cancel.hooks.useapi import UseApiHook
+
+    for name in SERVICES:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_FORM_SAVED",
+            json.dumps(
+                {
+                    "conn_type": "useapi",
+                    "password": "t",
+                    "extra": {"service": name, "api_version": "default"},
+                }
+            ),
+        )
+        hook = UseApiHook("form_saved")
+        hook.check_connection()
+        assert hook.service.name == name

@@ -235,3 +235,15 @@ def test_decide_after_read(status, accepted, outcome):
     # never a success for a job that was not stopped
     if status in (DONE, F):
         assert result.outcome is not CancelOutcome.CANCELLED
+
+
+def test_the_message_about_many_failed_jobs_names_a_few_and_the_count() -> None:
+    from airflow_provider_cancel.status import JobState, JobStatus, assess
+
+    states = {f"job-{n}": JobState(f"job-{n}", JobStatus.FAILED, "failed") for n in range(100_000)}
+
+    message = assess(states, frozenset({JobStatus.COMPLETED})).message
+
+    assert message.startswith("100000 job(s) will never reach a success status: 'job-0'")
+    assert message.endswith("; and 99995 more")
+    assert len(message) < 1000

@@ -1,4 +1,5 @@
-"""One hook per API, all on :class:`~airflow_provider_cancel.hooks.base.JobApiHook`.
+"""One hook per API, all on :class:`~airflow_provider_cancel.hooks.base.JobApiHook`; each API
+declared once in :mod:`~airflow_provider_cancel.hooks.apis`.
 
 :func:`hook_for_connection` picks the hook from the connection's type through Airflow's own
 hook registry, so the operator, sensor, trigger and callbacks never name an API.
@@ -13,10 +14,10 @@ if TYPE_CHECKING:
 
 
 def supported_conn_types() -> list[str]:
-    """The connection types this provider declares (from its provider info)."""
-    from airflow_provider_cancel import get_provider_info
+    """The connection types this provider declares (one per API, :mod:`.apis`)."""
+    from airflow_provider_cancel.hooks.apis import APIS
 
-    return [c["connection-type"] for c in get_provider_info()["connection-types"]]
+    return [api.conn_type for api in APIS]
 
 
 def hook_from_connection(conn: Any, hook_params: dict[str, Any] | None = None) -> JobApiHook:

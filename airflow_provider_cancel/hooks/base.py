@@ -1,8 +1,8 @@
 """The hook every API shares: connection settings, the public interface and running flows.
 
-Each API module describes *what to send* and *what an answer means* as generators ("flows")
-that yield :class:`ApiRequest` objects and receive :class:`ApiResponse` objects; the cancel and
-status flows all APIs share, and the mapping of HTTP answers to
+What an API must say is one abstract interface, :class:`~airflow_provider_cancel.hooks.contract.JobApi`;
+the cancel and status flows all APIs share (generators that yield :class:`ApiRequest` objects and
+receive :class:`ApiResponse` objects), and the mapping of HTTP answers to
 :mod:`airflow_provider_cancel.exceptions`, are in :mod:`~airflow_provider_cancel.hooks.flows`.
 This module runs a flow either synchronously or asynchronously through one
 :class:`~airflow_provider_cancel.hooks.transport.Transport` (``requests`` or ``aiohttp``, the same
@@ -11,13 +11,13 @@ tenacity policy), so the sync and async paths cannot drift apart.
 
 from __future__ import annotations
 
-import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow_provider_cancel import connection_form
 from airflow_provider_cancel._compat import BaseHook
-from airflow_provider_cancel.answers import server_message
+from airflow_provider_cancel.answers import failed_call, server_message
 from airflow_provider_cancel.exceptions import (
     CancelApiError,
     ConnectionConfigError,
@@ -27,7 +27,12 @@ from airflow_provider_cancel.exceptions import (
 from airflow_provider_cancel.hooks.bulk import for_each
 from airflow_provider_cancel.hooks.flows import JobFlows, Params
 from airflow_provider_cancel.hooks.scrub import TEXT_LIMIT, clean_text
-from airflow_provider_cancel.hooks.settings import HookSettings, clean_secret
+from airflow_provider_cancel.hooks.settings import (
+    MAXIMA,
+    HookSettings,
+    clean_secret,
+    connection_url,
+)
 from airflow_provider_cancel.hooks.transport import (
     ApiRequest,
     ApiResponse,
@@ -37,7 +42,7 @@ from airflow_provider_cancel.hooks.transport import (
     holding_async_clients,
 )
 from airflow_provider_cancel.job_ids import validate_job_id
-from airflow_provider_cancel.status import CancelOutcome, CancelResult, JobState, JobStatus
+from airflow_provider_cancel.status import CancelResult, JobState, JobStatus
 
 if TYPE_CHECKING:
     import aiohttp
@@ -49,12 +54,10 @@ T = TypeVar("T")
 class JobApiHook(BaseHook, JobFlows):
     """Base of the per-API hooks: wraps an Airflow connection whose password is the secret.
 
-    API modules say, as data and small builders, which requests cancel and read a job
-    (``cancel_request``, ``status_request``), what a cancel's status codes mean
-    (``cancel_codes``), how a job body reads (``state_from_body``), how to authenticate
-    (``auth``) and how to check a connection (``test_flow``); the flows that use them
-    (``cancel_flow``, ``status_flow``, in :class:`~airflow_provider_cancel.hooks.flows.JobFlows`)
-    are shared.
+    An API's hook gives its description (``api``) and implements
+    :class:`~airflow_provider_cancel.hooks.contract.JobApi` (its requests, codes, job bodies,
+    auth, Test button); the flows (:class:`~airflow_provider_cancel.hooks.flows.JobFlows`), the
+    runners, the bulk calls and both Airflow versions' connection forms are shared.
 
     :param conn_id: the Airflow connection.
     :param retry_limit: retries after connection errors, timeouts, 429 and 5xx (default 3).
@@ -75,9 +78,9 @@ class JobApiHook(BaseHook, JobFlows):
     """
 
     conn_name_attr = "conn_id"
-    conn_type: ClassVar[str]
-    default_conn_name: ClassVar[str]
-    default_host: ClassVar[str]
+    # Airflow 2.11's connection form (Airflow 3 reads the provider info instead).
+    get_ui_field_behaviour = connection_form.get_ui_field_behaviour
+    get_connection_form_widgets = connection_form.get_connection_form_widgets
 
     def __init__(
         self,
@@ -105,6 +108,15 @@ class JobApiHook(BaseHook, JobFlows):
         }
         self.confirm = confirm
         self._known_secrets: list[str] = []
+        self._send_until: float | None = None
+
+    def stop_sending_at(self, at: float) -> None:
+        """Send no request (first attempt or retry) after ``at`` (``time.monotonic()``): a
+        request due later fails with :class:`~airflow_provider_cancel.exceptions.NotSentError`
+        instead. Used by the cancels of a stopped task, whose time is bounded."""
+        self._send_until = at
+        if "transport" in self.__dict__:
+            self.transport.send_until = at
 
     # ------------------------------------------------------------------ connection settings
     @cached_property
@@ -139,13 +151,11 @@ class JobApiHook(BaseHook, JobFlows):
         return HookSettings.resolve(self.conn_id, self._arguments, extra)
 
     def check_connection(self) -> None:
-        """Check all of the connection now, before any request: its type, its secret, its
-        settings and the API's own extras. Raises :class:`ConnectionConfigError`."""
-        checked = (self.connection, self.secret, self.settings)
-        self._check_extras(checked[0])
-
-    def _check_extras(self, conn: Any) -> None:
-        """API modules check their own extras here."""
+        """Check all of the connection now, before any request: its type, its host and port,
+        its secret, its settings and the API's own extras. Raises
+        :class:`ConnectionConfigError`."""
+        checked = (self.connection, self.base_url, self.secret, self.settings)
+        self.check_extras(checked[0])
 
     def extra_value(self, name: str, conn: Any = None) -> Any:
         """A connection extra, also under Airflow 2's ``extra__<type>__<name>`` form key."""
@@ -157,37 +167,16 @@ class JobApiHook(BaseHook, JobFlows):
 
     @cached_property
     def base_url(self) -> str:
-        """The connection's host as a URL; ``http://`` hosts (the emulator) are kept as is."""
-        host = (self.connection.host or "").strip().rstrip("/")
-        if not host:
-            return self.default_host
-        if "://" not in host:
-            host = f"https://{host}"
-        if self.connection.port:
-            host = f"{host}:{self.connection.port}"
-        return host
-
-    # ------------------------------------------------------------------ what subclasses say
-    # (also cancel_codes, cancel_request, status_request, state_from_body: see JobFlows)
-    @abc.abstractmethod
-    def test_flow(self) -> Flow[str]:
-        """A cheap authenticated call; returns a short success message."""
-
-    @abc.abstractmethod
-    def auth(self) -> tuple[str, dict[str, str]]:
-        """The API base URL and the auth headers for the next request (sync path)."""
-
-    async def aauth(self) -> tuple[str, dict[str, str]]:
-        """Async twin of :meth:`auth`; APIs with a static token need not override it."""
-        return self.auth()
-
-    def forget_auth(self, used_headers: Mapping[str, str]) -> bool:
-        """Drop credentials a 401 refused; return True if fresh ones are worth one retry."""
-        return False
+        """The connection's host (and port) as a URL, checked (see
+        :func:`~airflow_provider_cancel.hooks.settings.connection_url`); ``https://`` unless the
+        host says ``http://`` (the emulator)."""
+        conn = self.connection
+        return connection_url(self.conn_id, conn.host, conn.port, self.default_host)
 
     def server_said(self, response: ApiResponse, limit: int = 200) -> str:
-        """The server's message for errors and reports, cleaned (see :meth:`scrub`)."""
-        return self.scrub(server_message(response), limit)
+        """The server's message for errors and reports, read as the API says
+        (:meth:`error_text`) and cleaned (see :meth:`scrub`)."""
+        return self.scrub(server_message(response, self.error_text), limit)
 
     def scrub(self, text: object, limit: int = TEXT_LIMIT) -> str:
         """``text`` (from outside, or quoting it) as it may be shown: control and format
@@ -215,25 +204,26 @@ class JobApiHook(BaseHook, JobFlows):
         keep the order of ``job_ids``.
         """
 
-        def cancel_one(job_id: str) -> CancelResult:
+        def cancel_one(job_id: str) -> CancelResult:  # the id is validated once, by _for_each
             try:
-                return self.cancel_job(job_id)
+                return self.run_flow(self.cancel_flow(job_id))
             except CancelApiError as error:
-                return CancelResult(job_id, CancelOutcome.ERROR, message=self.scrub(str(error)))
+                return failed_call(job_id, self.scrub(str(error)))
             except Exception as error:  # one job's surprise must not lose the whole report
                 reason = self.scrub(f"{type(error).__name__}: {error}", 300)
                 self.log.error("%s: cancel of %r failed: %s", self.hook_name, job_id, reason)
-                return CancelResult(job_id, CancelOutcome.ERROR, message=reason)
+                return failed_call(job_id, reason)
 
         return self._for_each(cancel_one, job_ids, max_concurrency, "cancel")
 
     def _for_each(
         self, call: Callable[[str], T], job_ids: list[str], max_concurrency: int, what: str
     ) -> list[T]:
-        """``call`` on every id, ``max_concurrency`` at a time over the one pooled session,
-        with progress in the log for long lists; results in the order of ``job_ids``."""
+        """``call`` on every id (each validated here, once), ``max_concurrency`` at a time over
+        the one pooled session, with progress in the log for long lists; results in the order
+        of ``job_ids``."""
         ids = [self._one_id(job_id) for job_id in job_ids]
-        workers = max(1, min(max_concurrency, len(ids)))
+        workers = max(1, min(max_concurrency, len(ids), int(MAXIMA["pool_size"])))
         if "transport" not in self.__dict__ and (self._arguments["pool_size"] or 0) < workers:
             self._arguments["pool_size"] = workers
             self.__dict__.pop("settings", None)  # resolved again with the larger pool
@@ -256,9 +246,9 @@ class JobApiHook(BaseHook, JobFlows):
         """Read several jobs concurrently. A job the API does not know raises
         :class:`JobNotFoundError`, unless ``missing_status`` says how to read a missing job."""
 
-        def read(job_id: str) -> JobState:
+        def read(job_id: str) -> JobState:  # the id is validated once, by _for_each
             try:
-                return self.get_job(job_id)
+                return self.run_flow(self.status_flow(job_id))
             except JobNotFoundError as error:
                 return _missing(job_id, error, missing_status)
 
@@ -340,7 +330,11 @@ class JobApiHook(BaseHook, JobFlows):
     @cached_property
     def transport(self) -> Transport:
         """Sends this hook's requests; built on first use, with the settings resolved then."""
-        return Transport(self.settings, hook_name=self.hook_name, log=self.log, scrub=self.scrub)
+        transport = Transport(
+            self.settings, hook_name=self.hook_name, log=self.log, scrub=self.scrub
+        )
+        transport.send_until = self._send_until  # also for one built again after close()
+        return transport
 
     @property
     def session(self) -> requests.Session:

@@ -7,6 +7,10 @@ when the deadline of the current attempt passes (:func:`deadline`, set per threa
 transport); urllib3 then raises its usual ``ReadTimeoutError``, which requests turns into
 ``requests.ReadTimeout``. The async path needs none of this: aiohttp bounds a whole attempt.
 
+The same answers skip 1xx interim answers (``103 Early Hints``, ``102 Processing``) as RFC 9110
+and aiohttp do; http.client alone skips only ``100 Continue`` and would hand the 103 over as
+the answer.
+
 This module imports requests and urllib3: import it only when a request is about to be sent.
 """
 
@@ -18,7 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.client import HTTPResponse
+from http.client import HTTPResponse, parse_headers
 from typing import Any
 
 from requests.adapters import HTTPAdapter
@@ -65,12 +69,26 @@ class _DeadlineReader(io.RawIOBase):
 
 
 class _DeadlineResponse(HTTPResponse):
+    """An answer read under the deadline, past any 1xx interim answers."""
+
     def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, *args, **kwargs)
         at = getattr(_current, "at", None)
         if at is not None:
             # detach: the socket file is handed over, not closed (it holds the socket open)
             self.fp = io.BufferedReader(_DeadlineReader(self.fp.detach(), sock, at))
+
+    def _read_status(self) -> tuple[str, int, str]:
+        # http.client skips only "100 Continue"; RFC 9110 says a client skips every interim
+        # answer (102 Processing, 103 Early Hints...) and reads the one after it. 101 is not
+        # interim: the server switched protocols, which the caller must see (and refuse).
+        # Any number of them, as aiohttp: the attempt's deadline bounds the time they take, and
+        # each one's headers are read (bounded by http.client) and dropped.
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 100 <= status < 200 or status == 101:
+                return version, status, reason
+            parse_headers(self.fp)
 
 
 class _HTTPConnection(HTTPConnection):

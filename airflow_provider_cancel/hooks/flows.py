@@ -1,38 +1,39 @@
-"""The cancel and status flows every API shares, and what each API must say for them.
+"""The cancel and status flows every API shares.
 
 A flow is a generator that yields :class:`~airflow_provider_cancel.hooks.transport.ApiRequest`
 objects and receives :class:`~airflow_provider_cancel.hooks.transport.ApiResponse` objects, with
 no I/O of its own: :class:`~airflow_provider_cancel.hooks.base.JobApiHook` runs it synchronously
-or asynchronously. An API module says which requests cancel and read a job
-(``cancel_request``, ``status_request``), what a cancel's status codes mean (``cancel_codes``)
-and how a job body reads (``state_from_body``); :class:`JobFlows` turns answers into results
-with the pure rules of :mod:`airflow_provider_cancel.answers`.
+or asynchronously. What an API says for them (its requests, codes, bodies) is the
+:class:`~airflow_provider_cancel.hooks.contract.JobApi` interface; what a cancel's answer means
+is decided by :func:`airflow_provider_cancel.answers.decide_cancel`, a pure function: the
+cancel flow only sends the cancel, and the one read the decision asks for.
 """
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from airflow_provider_cancel.answers import (
-    CancelCodes,
-    decide_after_read,
+    CancelAnswer,
+    FollowUpRead,
+    Next,
+    decide_cancel,
     says_yes,
-    settled_by_status,
 )
 from airflow_provider_cancel.exceptions import (
     CancelApiError,
     InvalidResponseError,
     JobNotFoundError,
 )
+from airflow_provider_cancel.hooks.contract import JobApi
 from airflow_provider_cancel.hooks.errors import error_kind
 from airflow_provider_cancel.hooks.scrub import STATUS_LIMIT, TEXT_LIMIT
 from airflow_provider_cancel.hooks.transport import ApiRequest, ApiResponse, Flow
 from airflow_provider_cancel.messages import plural
-from airflow_provider_cancel.status import CancelOutcome, CancelResult, JobState, JobStatus
+from airflow_provider_cancel.status import CancelResult, JobState
 
 if TYPE_CHECKING:
     from airflow_provider_cancel.hooks.settings import HookSettings
@@ -41,7 +42,7 @@ Params = Mapping[str, Any] | None
 """Query parameters of :meth:`JobApiHook.request`."""
 
 
-class JobFlows(abc.ABC):
+class JobFlows(JobApi):
     """The shared flows of :class:`~airflow_provider_cancel.hooks.base.JobApiHook` (its base).
 
     Example, what a flow runner does with one::
@@ -51,9 +52,6 @@ class JobFlows(abc.ABC):
         flow.send(answer)  # StopIteration(value=CancelResult(...)) once it has decided
     """
 
-    hook_name: ClassVar[str]
-    secret_label: ClassVar[str] = "token"
-    """How the connection's password is called in messages (never its value)."""
     confirm: bool
 
     if TYPE_CHECKING:
@@ -68,57 +66,43 @@ class JobFlows(abc.ABC):
         def scrub(self, text: object, limit: int = TEXT_LIMIT) -> str:
             """Outside text cleaned: secrets, control characters, length (the hook's)."""
 
-    # ------------------------------------------------------------------ what each API says
-    cancel_codes: ClassVar[CancelCodes] = CancelCodes()
-    """What a cancel's status codes mean for this API."""
-
-    def answer_codes(self, job_id: str) -> CancelCodes:
-        """What the codes of ``job_id``'s cancel answer mean (``cancel_codes`` by default)."""
-        return self.cancel_codes
-
-    @abc.abstractmethod
-    def cancel_request(self, job_id: str) -> ApiRequest:
-        """The request that cancels ``job_id``."""
-
-    @abc.abstractmethod
-    def status_request(self, job_id: str) -> ApiRequest:
-        """The request that reads ``job_id``."""
-
-    @abc.abstractmethod
-    def state_from_body(self, job_id: str, body: Any) -> JobState:
-        """A job's state from its JSON body (what the status call returns)."""
-
     # ------------------------------------------------------------------ flows
     def cancel_flow(self, job_id: str) -> Flow[CancelResult]:
-        """Cancel ``job_id``, and what the answer (and, where it is unclear, a read) means."""
+        """Cancel ``job_id`` (validated already); read it once if the decision asks."""
         response = yield self.cancel_request(job_id)
-        code, codes = response.status_code, self.answer_codes(job_id)
-        if code in codes.untracked and says_yes(response):
-            return CancelResult(
-                job_id,
-                CancelOutcome.UNTRACKED,
-                message="the API stopped tracking the job; the provider may still run (and "
-                "bill) it",
-            )
-        if code in codes.untracked:  # an HTML page or a cut body is not the API's yes
-            return CancelResult(
-                job_id,
-                CancelOutcome.ERROR,
-                message=f"HTTP {code} that is not the API's answer ({self.server_said(response)}"
-                "): the job may still be tracked and running",
-            )
-        if code in codes.cancelled:
-            return CancelResult(
-                job_id, CancelOutcome.CANCELLED, JobStatus.CANCELLED, None, "cancelled"
-            )
-        if 200 <= code < 300:
-            return (yield from self.cancel_answered_2xx_flow(job_id, response))
-        if code in codes.missing:
-            message = self.server_said(response) or "not found"
-            return CancelResult(job_id, CancelOutcome.NOT_FOUND, message=message)
-        if code in codes.unclear_refusals:
-            return (yield from self.read_after_cancel_flow(job_id, response, accepted=False))
+        answer = self.cancel_answer(job_id, response)
+        codes = self.answer_codes(job_id)
+        decided = decide_cancel(job_id, answer, codes, confirm=self.confirm)
+        unread: CancelApiError | None = None
+        if decided is Next.READ:
+            read, unread = yield from self._follow_up_read(job_id)
+            decided = decide_cancel(job_id, answer, codes, confirm=self.confirm, read=read)
+        if isinstance(decided, CancelResult):
+            return decided
+        if decided is Next.READ_FAILED and unread is not None:
+            raise unread
         raise self.error_for(response, call="cancel", job_id=job_id)
+
+    def cancel_answer(self, job_id: str, response: ApiResponse) -> CancelAnswer:
+        """What :func:`~airflow_provider_cancel.answers.decide_cancel` needs of an answer: its
+        code, whether the API could have sent it, the job state its JSON body reports (a body
+        with a ``status``) and, when it is not the API's yes, the server's message."""
+        yes = says_yes(response)
+        body = response.json() if yes else None
+        state = None
+        if isinstance(body, dict) and isinstance(body.get("status"), str):
+            state = self.read_state(job_id, body)
+        said = "" if yes else self.server_said(response)
+        return CancelAnswer(response.status_code, yes, state, said)
+
+    def _follow_up_read(self, job_id: str) -> Flow[tuple[FollowUpRead, CancelApiError | None]]:
+        try:
+            state = yield from self.status_flow(job_id)
+        except JobNotFoundError as missing:
+            return FollowUpRead(missing=missing.server_message or "not found"), missing
+        except CancelApiError as unread:
+            return FollowUpRead(failure=str(unread)), unread
+        return FollowUpRead(state=state), None
 
     def status_flow(self, job_id: str) -> Flow[JobState]:
         """Read ``job_id``; raises :class:`JobNotFoundError` when the API does not know it."""
@@ -139,54 +123,6 @@ class JobFlows(abc.ABC):
             raw_status=None if raw is None else self.scrub(raw, STATUS_LIMIT),
             message=self.scrub(state.message) if state.message else state.message,
         )
-
-    def read_after_cancel_flow(
-        self, job_id: str, response: ApiResponse, *, accepted: bool
-    ) -> Flow[CancelResult]:
-        """The job read once after a cancel answer that does not say what happened, and what
-        the two together mean (see :func:`~airflow_provider_cancel.answers.decide_after_read`).
-        ``accepted``: the answer was a yes (an empty or JSON 2xx)."""
-        answer = f"HTTP {response.status_code}"
-        if not accepted:
-            answer += f": {self.server_said(response)}"
-        try:
-            state = yield from self.status_flow(job_id)
-        except JobNotFoundError as missing:
-            if accepted:  # WriteText forgets requests soon after they end
-                return CancelResult(
-                    job_id, CancelOutcome.CANCELLING, message="cancel accepted; job now unknown"
-                )
-            return CancelResult(
-                job_id, CancelOutcome.NOT_FOUND, message=missing.server_message or "not found"
-            )
-        except CancelApiError as unread:
-            if not accepted:
-                raise
-            return CancelResult(
-                job_id,
-                CancelOutcome.CANCELLING,
-                message=f"cancel accepted; reading the job failed: {unread}",
-            )
-        return decide_after_read(state, cancel_accepted=accepted, cancel_answer=answer)
-
-    def cancel_answered_2xx_flow(self, job_id: str, response: ApiResponse) -> Flow[CancelResult]:
-        """A 2xx to a cancel. A status in its JSON body settles it; an answer that says nothing
-        (empty, HTML, JSON without a status) is confirmed by reading the job once, unless
-        ``confirm=False`` (then it is ``cancelling``, unread)."""
-        accepted = says_yes(response)
-        body = response.json() if accepted else None
-        if isinstance(body, dict) and isinstance(body.get("status"), str):
-            state = self.read_state(job_id, body)
-            settled = settled_by_status(state, cancel_accepted=True)
-            if settled is not None:
-                return settled
-            if state.status is JobStatus.CANCELLING:
-                return CancelResult.from_state(state, CancelOutcome.CANCELLING, "cancel accepted")
-        if not self.confirm:
-            return CancelResult(
-                job_id, CancelOutcome.CANCELLING, JobStatus.CANCELLING, None, "cancel accepted"
-            )
-        return (yield from self.read_after_cancel_flow(job_id, response, accepted=accepted))
 
     def _request_flow(self, method: str, path: str, body: Any, params: Params) -> Flow[Any]:
         if not path.startswith("/"):

@@ -21,17 +21,21 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_cancel.exceptions import (
+    NOT_SENT,
     CancelApiError,
+    ConnectionConfigError,
     InvalidResponseError,
+    NotSentError,
     TransportError,
 )
 from airflow_provider_cancel.hooks.retry_after import retry_after_seconds
-from airflow_provider_cancel.hooks.settings import HookSettings
-from airflow_provider_cancel.messages import plural
+from airflow_provider_cancel.hooks.settings import HookSettings, without_userinfo
+from airflow_provider_cancel.messages import plural, shorten
 
 if TYPE_CHECKING:
     import aiohttp
     import requests
+    import yarl
     from tenacity import RetryCallState
 
 T = TypeVar("T")
@@ -109,6 +113,13 @@ class Transport:
         self.log = log
         self.scrub = scrub
         self._environment: dict[str, dict[str, Any]] = {}
+        self._proxies: dict[str, _Proxy] = {}
+        self.send_until: float | None = None
+        """``time.monotonic()`` after which no request (first attempt or retry) is sent."""
+
+    def _check_send_window(self, request: ApiRequest) -> None:
+        if self.send_until is not None and time.monotonic() >= self.send_until:
+            raise NotSentError(f"{self.hook_name} {request.call} {NOT_SENT}", job_id=request.job_id)
 
     def send(self, request: ApiRequest, base: str, headers: Mapping[str, str]) -> ApiResponse:
         """Send ``request`` to ``base`` with the retry policy; the final answer."""
@@ -276,6 +287,7 @@ class Transport:
 
         from airflow_provider_cancel.hooks.deadline import deadline
 
+        self._check_send_window(request)
         started = time.monotonic()
         url = self._url(request, base)
         # Prepared by hand: Session.prepare_request would re-quote the URL (turning an encoded
@@ -309,13 +321,25 @@ class Transport:
             requests.ConnectionError,
             requests.Timeout,
             requests.exceptions.ChunkedEncodingError,
+            # a malformed answer: two different Content-Length headers, as aiohttp's
+            # ClientResponseError below (the request's own headers were checked above)
+            requests.exceptions.InvalidHeader,
             urllib3.exceptions.HTTPError,  # raised while reading a streamed body
         ) as error:
             self._log_request(request, None, started)
             raise _Retryable(error=error) from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema) as error:
+            # The host was checked with the connection: this is the environment's proxy (not a
+            # URL, or SOCKS without PySocks). Its user info is not quoted.
+            raise ConnectionConfigError(
+                f"{self.hook_name} {request.call}: the proxy the environment names for "
+                f"{_origin(url)} is not usable ({type(error).__name__}: "
+                f"{self.scrub(without_userinfo(str(error)), 120)})",
+                job_id=request.job_id,
+            ) from None
         if body is None:
             raise self._too_large(request, answer.status_code)
-        text = body.decode(answer.encoding or "utf-8", errors="replace")
+        text = _decode(body, answer.encoding)
         response = ApiResponse(
             answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, text
         )
@@ -328,18 +352,23 @@ class Transport:
         import aiohttp
         import yarl
 
+        url = self._url(request, base)
+        proxy = self._async_proxy(url)
         pool = self._async_pool()
         # Waiting for a pooled connection is not part of the request's time: the semaphore
         # (one slot per pooled connection) is taken before aiohttp's clock starts.
         async with pool.slots:
+            self._check_send_window(request)  # the wait for a slot may have used the time up
             started = time.monotonic()
             try:
                 async with pool.client.request(
                     request.method,
-                    yarl.URL(self._url(request, base), encoded=True),  # already encoded exactly
+                    yarl.URL(url, encoded=True),  # already encoded exactly
                     json=request.json,
-                    headers={**headers, **request.headers},
+                    headers={**headers, **request.headers, **proxy.request_headers(url)},
                     allow_redirects=False,
+                    proxy=proxy.url,
+                    proxy_headers=proxy.connect_headers,
                 ) as answer:
                     body = await _aread_capped(answer, self.settings.max_response_size)
                     if body is None:
@@ -347,7 +376,7 @@ class Transport:
                     response = ApiResponse(
                         answer.status,
                         {k.lower(): v for k, v in answer.headers.items()},
-                        body.decode(answer.charset or "utf-8", errors="replace"),
+                        _decode(body, answer.charset),
                     )
             except (
                 aiohttp.ClientConnectionError,
@@ -366,7 +395,7 @@ class Transport:
         """Proxies, CA bundle, certificates and streaming for ``url``'s origin, read once per
         hook: requests would re-scan the environment on every send (a quarter of a call's
         CPU)."""
-        origin = "/".join(url.split("/", 3)[:3])
+        origin = _origin(url)
         if origin not in self._environment:
             self._environment[origin] = dict(
                 self.session.merge_environment_settings(
@@ -374,6 +403,16 @@ class Transport:
                 )
             )
         return self._environment[origin]
+
+    def _async_proxy(self, url: str) -> _Proxy:
+        """The proxy the environment names for ``url``'s origin, read once per hook and chosen
+        exactly as the sync path chooses (requests' own rules: ``HTTPS_PROXY``,
+        ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``, upper or lower case). aiohttp's own
+        ``trust_env`` is not used: it would also send ``~/.netrc`` passwords to the API."""
+        origin = _origin(url)
+        if origin not in self._proxies:
+            self._proxies[origin] = _environment_proxy(origin)
+        return self._proxies[origin]
 
     def _log_request(
         self, request: ApiRequest, response: ApiResponse | None, started: float
@@ -394,6 +433,81 @@ class Transport:
             self.session.close()
             del self.__dict__["session"]
         self._environment.clear()
+        self._proxies.clear()
+
+
+def _origin(url: str) -> str:
+    return "/".join(url.split("/", 3)[:3])
+
+
+@dataclass(frozen=True)
+class _Proxy:
+    """Where the async path sends a request: ``url`` (``None``: straight to the origin) and the
+    ``Proxy-Authorization`` its user info asks for, which only the proxy reads: on the
+    ``CONNECT`` of an https request, on a plain http request itself (as requests does)."""
+
+    url: yarl.URL | None = None
+    authorization: str | None = None
+
+    @property
+    def connect_headers(self) -> dict[str, str] | None:
+        """Headers of the ``CONNECT`` (https through the proxy)."""
+        return {"Proxy-Authorization": self.authorization} if self.authorization else None
+
+    def request_headers(self, url: str) -> dict[str, str]:
+        """Headers a plain http request adds for the proxy (aiohttp sends ``proxy_headers``
+        only on a ``CONNECT``)."""
+        if self.authorization and url.startswith("http://"):
+            return {"Proxy-Authorization": self.authorization}
+        return {}
+
+
+def _environment_proxy(origin: str) -> _Proxy:
+    import base64
+
+    import yarl
+    from requests.utils import get_environ_proxies, select_proxy
+
+    chosen = select_proxy(origin, get_environ_proxies(origin))
+    if not chosen:
+        return _Proxy()
+    try:
+        proxy = yarl.URL(chosen if "://" in chosen else f"http://{chosen}")  # as requests does
+        usable = proxy.scheme in ("http", "https") and bool(proxy.host)
+    except ValueError:  # not a URL at all
+        usable = False
+    if not usable:
+        raise ConnectionConfigError(
+            f"the proxy the environment names for {origin} "
+            f"({shorten(without_userinfo(chosen), 80)!r}) is not an http or https proxy URL: "
+            "the async path sends only through one (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY; "
+            "NO_PROXY to go direct)"
+        )
+    if proxy.user is None:
+        return _Proxy(proxy)
+    # As requests does: the user info becomes Basic proxy auth, and leaves the URL.
+    credentials = f"{proxy.user}:{proxy.password or ''}".encode()
+    authorization = f"Basic {base64.b64encode(credentials).decode('ascii')}"
+    return _Proxy(proxy.with_user(None), authorization)
+
+
+_TEXT_ENCODINGS = frozenset(
+    {"utf-8", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be", "ascii"}
+    | {"iso8859-1", "iso8859-15", "cp1252"}
+)
+"""Charsets an answer may name; any other (unknown to Python, not a text encoding such as
+``base64``, or one that decodes in more than linear time such as ``punycode``) reads as UTF-8."""
+
+
+def _decode(body: bytes, charset: str | None) -> str:
+    """The answer's text in the charset its ``Content-Type`` names, if a known text one."""
+    import codecs
+
+    try:
+        name = codecs.lookup(charset or "utf-8").name
+    except (LookupError, ValueError):  # unknown, or a NUL or lone surrogate in the name
+        name = "utf-8"
+    return body.decode(name if name in _TEXT_ENCODINGS else "utf-8", errors="replace")
 
 
 def backoff_seconds(

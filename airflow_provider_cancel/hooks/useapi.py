@@ -5,21 +5,24 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from airflow_provider_cancel import connection_form
-from airflow_provider_cancel.answers import CancelCodes
+from airflow_provider_cancel.answers import CancelCodes, generic_error_text
 from airflow_provider_cancel.exceptions import ConnectionConfigError
+from airflow_provider_cancel.hooks.apis import USEAPI
 from airflow_provider_cancel.hooks.base import JobApiHook
 from airflow_provider_cancel.hooks.transport import ApiRequest, Flow
 from airflow_provider_cancel.hooks.useapi_services import (
     DEFAULT_SERVICE,
-    DEFAULT_VERSION,
     JOBS_CODES,
     MIDJOURNEY,
     MIDJOURNEY_V3,
+    SERVICE_DEFAULT,
     SERVICES,
     UseApiService,
+    chosen_version,
     find_service,
     service_names,
+    versions_of,
+    wait_refusal,
 )
 from airflow_provider_cancel.job_ids import encode_path_segment, encode_query_value
 from airflow_provider_cancel.status import (
@@ -85,14 +88,7 @@ class UseApiHook(JobApiHook):
         UseApiHook("useapi_default", service="flowmusic").cancel_job(flowmusic_job_id)
     """
 
-    conn_type = "useapi"
-    default_conn_name = "useapi_default"
-    hook_name = "useapi.net"
-    default_host = "https://api.useapi.net"
-    secret_label = "API token"
-    # Airflow 2.11's connection form (Airflow 3 reads the provider info instead).
-    get_ui_field_behaviour = connection_form.get_ui_field_behaviour
-    get_connection_form_widgets = connection_form.get_connection_form_widgets
+    api = USEAPI
 
     def __init__(
         self,
@@ -119,7 +115,7 @@ class UseApiHook(JobApiHook):
     def _service(self, conn: Any) -> UseApiService:
         name = self._service_argument or self.extra_value("service", conn) or DEFAULT_SERVICE
         name = str(name).strip().lower()
-        versions = sorted(version for service, version in SERVICES if service == name)
+        versions = versions_of(name)
         if not versions:
             raise ConnectionConfigError(
                 f"Connection {self.conn_id!r}: useapi.net service {name!r} is not supported "
@@ -127,17 +123,31 @@ class UseApiHook(JobApiHook):
             )
         if len(versions) == 1:  # api_version chooses only where there is a choice
             return SERVICES[(name, versions[0])]
-        version = self._api_version_argument or self.extra_value("api_version", conn)
-        version = str(version or DEFAULT_VERSION).strip().lower()
+        version = chosen_version(
+            self._api_version_argument or self.extra_value("api_version", conn)
+        )
         if version not in versions:
             raise ConnectionConfigError(
                 f"Connection {self.conn_id!r}: api_version {version!r} is not one of "
-                f"{', '.join(versions)}"
+                f"{', '.join(versions)} (or {SERVICE_DEFAULT!r}) for service {name!r}"
             )
         return SERVICES[(name, version)]
 
-    def _check_extras(self, conn: Any) -> None:
+    def check_extras(self, conn: Any) -> None:
+        """``service`` and ``api_version`` (hook parameters or extras) name a known service."""
         self._service(conn)
+
+    def wait_refusal(self, success_statuses: frozenset[str]) -> str | None:
+        """A cancel on a "scheduler" service stops only useapi's tracking: nothing to wait for."""
+        return wait_refusal(self.service, success_statuses)
+
+    def error_text(self, body: Any) -> str | None:
+        """The message of useapi's flat ``{"error": "...", "errorDetails": "..."}`` body."""
+        text = generic_error_text(body)
+        details = body.get("errorDetails") if isinstance(body, dict) else None
+        if text and isinstance(details, str) and details:
+            return f"{text} ({details})"
+        return text
 
     def auth(self) -> tuple[str, dict[str, str]]:
         """The base URL and the API token as a bearer token."""

@@ -192,11 +192,24 @@ SERVICES: dict[tuple[str, str], UseApiService] = {
 DEFAULT_SERVICE = "midjourney"
 DEFAULT_VERSION = "v2"
 """Midjourney and PixVerse have two versions (``api_version``); other services have one."""
+SERVICE_DEFAULT = "default"
+"""The ``api_version`` that means "the service's default" (the form's preselected choice)."""
 
 
 def service_names() -> list[str]:
     """The services a ``useapi`` connection can name, sorted."""
     return sorted({name for name, _ in SERVICES})
+
+
+def versions_of(name: str) -> list[str]:
+    """The API versions of service ``name``, sorted (none for an unknown service)."""
+    return sorted(version for service, version in SERVICES if service == name)
+
+
+def chosen_version(version: object) -> str:
+    """An ``api_version`` as given (None, empty, ``default``: the default), normalised."""
+    text = str(version or "").strip().lower()
+    return DEFAULT_VERSION if text in ("", SERVICE_DEFAULT) else text
 
 
 def find_service(name: str, version: str | None) -> UseApiService:
@@ -207,4 +220,61 @@ def find_service(name: str, version: str | None) -> UseApiService:
         raise KeyError(name)
     if len(versions) == 1:
         return next(iter(versions.values()))
-    return versions[version or DEFAULT_VERSION]
+    return versions[chosen_version(version)]
+
+
+def wait_refusal(service: UseApiService, success_statuses: frozenset[str]) -> str | None:
+    """Why waiting for ``success_statuses`` on ``service``'s jobs is pointless, or None."""
+    if "cancelled" in success_statuses and not service.stops_the_work:
+        return (
+            f"useapi.net service {service.name!r} cannot be waited on for 'cancelled': its "
+            "cancel only stops useapi's tracking (outcome 'untracked') while the provider "
+            "keeps generating; there is nothing to wait for"
+        )
+    return None
+
+
+def wait_refusal_at_parse(
+    hook_params: Mapping[str, object], success_statuses: frozenset[str]
+) -> str | None:
+    """:func:`wait_refusal` for a literal ``service`` in ``hook_params`` (a template, or no
+    service, is known only when the task runs; an unknown one fails then, with the list)."""
+    service, version = hook_params.get("service"), hook_params.get("api_version")
+    if not isinstance(service, str) or "{{" in service:
+        return None
+    try:
+        described = find_service(service.strip().lower(), version)  # type: ignore[arg-type]
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return wait_refusal(described, success_statuses)
+
+
+# The connection form's extra fields (Airflow 3 conn-fields; Airflow 2 text fields from them).
+FORM_FIELDS: dict[str, object] = {
+    "service": {
+        "label": "Service",
+        "description": "The useapi.net service whose jobs this connection cancels "
+        "(docs/useapi-services.md).",
+        "schema": {
+            "type": "string",
+            "enum": [DEFAULT_SERVICE, *(n for n in service_names() if n != DEFAULT_SERVICE)],
+            "default": DEFAULT_SERVICE,
+        },
+    },
+    "api_version": {
+        "label": "API version (Midjourney, PixVerse)",
+        "description": "Only Midjourney and PixVerse have API versions; other services "
+        "ignore this. Service default: v2 for both. Midjourney also has v3, PixVerse v1.",
+        "schema": {
+            "type": "string",
+            "enum": [SERVICE_DEFAULT, "v1", "v2", "v3"],
+            "default": SERVICE_DEFAULT,
+            "values_display": {
+                SERVICE_DEFAULT: "Service default (v2)",
+                "v1": "v1 (PixVerse)",
+                "v2": "v2 (Midjourney, PixVerse)",
+                "v3": "v3 (Midjourney)",
+            },
+        },
+    },
+}

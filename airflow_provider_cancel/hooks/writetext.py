@@ -4,6 +4,7 @@ generation requests and their statuses."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
 import datetime
 import hashlib
@@ -11,13 +12,11 @@ import math
 import re
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_cancel import connection_form
 from airflow_provider_cancel._compat import mask_secret
 from airflow_provider_cancel.answers import CancelCodes
 from airflow_provider_cancel.exceptions import (
@@ -25,9 +24,12 @@ from airflow_provider_cancel.exceptions import (
     CancelApiError,
     ConnectionConfigError,
     InvalidResponseError,
+    TransportError,
 )
+from airflow_provider_cancel.hooks.apis import WRITETEXT
 from airflow_provider_cancel.hooks.base import JobApiHook
 from airflow_provider_cancel.hooks.scrub import clean_text
+from airflow_provider_cancel.hooks.settings import without_userinfo
 from airflow_provider_cancel.hooks.transport import ApiRequest, Flow
 from airflow_provider_cancel.job_ids import encode_path_segment
 from airflow_provider_cancel.messages import shorten
@@ -162,7 +164,8 @@ def parse_token_answer(
         base = region_url(region, token_url)
     except ValueError as why:
         raise InvalidResponseError(
-            f"WriteText.ai token answer: region {clean(region, 80)!r} refused ({why}); "
+            f"WriteText.ai token answer: region {clean(without_userinfo(region), 80)!r} "
+            f"refused ({why}); "
             "no request was sent there"
         ) from None
     now = time.time()
@@ -230,8 +233,10 @@ def _timestamp(value: Any) -> float | None:
 class _TokenCache:
     """Access tokens per connection, shared by every hook, thread and event loop of a process.
 
-    One thread (or one coroutine per loop) fetches while the others wait and then reuse the
-    token, so a bulk cancel of a thousand jobs makes exactly one token request.
+    One caller (a thread, or a coroutine on any event loop) fetches while every other waits —
+    threads blocked, coroutines awaiting without blocking their loop — and then reuses the
+    token, so a cold cache makes exactly one token request per connection, however many
+    threads and loops ask at once (see :meth:`take_off`).
     """
 
     def __init__(self) -> None:
@@ -239,10 +244,7 @@ class _TokenCache:
         self._issued: dict[str, list[str]] = {}
         self._failures: dict[str, tuple[CancelApiError, float]] = {}
         self._refused: set[str] = set()
-        self._thread_locks: dict[str, threading.Lock] = {}
-        self._loop_locks: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[str, asyncio.Lock]
-        ] = weakref.WeakKeyDictionary()
+        self._flights: dict[str, concurrent.futures.Future[None]] = {}
         self._guard = threading.Lock()
 
     def valid(self, key: str) -> AccessToken | None:
@@ -290,14 +292,27 @@ class _TokenCache:
                 self._refused.add(key)
         return True
 
-    def thread_lock(self, key: str) -> threading.Lock:
+    def take_off(self, key: str) -> tuple[concurrent.futures.Future[None], bool]:
+        """The fetch for ``key`` under way, and whether the caller must make it (True: no
+        fetch was under way; the caller fetches, then calls :meth:`land`). Others wait for
+        the future — a thread-safe one, so threads and every event loop can — and then read
+        the cache again."""
         with self._guard:
-            return self._thread_locks.setdefault(key, threading.Lock())
+            flight = self._flights.get(key)
+            if flight is not None:
+                return flight, False
+            flight = concurrent.futures.Future()
+            flight.set_running_or_notify_cancel()  # no waiter can cancel it for the others
+            self._flights[key] = flight
+            return flight, True
 
-    def loop_lock(self, key: str) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
+    def land(self, key: str, flight: concurrent.futures.Future[None]) -> None:
+        """The fetch ended (a token or a failure stored, or neither if it was cancelled: then
+        a waiter takes off in its turn)."""
         with self._guard:
-            return self._loop_locks.setdefault(loop, {}).setdefault(key, asyncio.Lock())
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+        flight.set_result(None)
 
     def clear(self) -> None:
         with self._guard:
@@ -327,15 +342,8 @@ class WriteTextHook(JobApiHook):
         print(hook.cancel_job("3fa85f64-5717-4562-b3fc-2c963f66afa6").outcome)
     """
 
-    conn_type = "writetext"
-    default_conn_name = "writetext_default"
-    hook_name = "WriteText.ai"
-    default_host = "https://api.writetext.ai"
-    secret_label = "API key"
+    api = WRITETEXT
     cancel_codes = CANCEL_CODES
-    # Airflow 2.11's connection form (Airflow 3 reads the provider info instead).
-    get_ui_field_behaviour = connection_form.get_ui_field_behaviour
-    get_connection_form_widgets = connection_form.get_connection_form_widgets
 
     _token_key: str | None = None
     """The token cache's key for this hook's connection, once known."""
@@ -395,36 +403,67 @@ class WriteTextHook(JobApiHook):
         }
 
     def auth(self) -> tuple[str, dict[str, str]]:
-        """The region and a valid access token, fetched once per connection for all threads."""
+        """The region and a valid access token, fetched once per connection for all threads
+        and event loops."""
         key = self._cache_key
-        token = TOKEN_CACHE.valid(key)
-        if token is None:
-            with TOKEN_CACHE.thread_lock(key):
-                token = TOKEN_CACHE.valid(key)
-                if token is None:
-                    self._raise_recent_failure(key)
-                    try:
-                        token = TOKEN_CACHE.store(key, self.run_flow(self.token_flow()))
-                    except CancelApiError as error:
-                        TOKEN_CACHE.failed(key, error)
-                        raise
+        waited_until = time.monotonic() + self._token_wait_seconds
+        while (token := TOKEN_CACHE.valid(key)) is None:
+            self._raise_recent_failure(key)
+            flight, leading = TOKEN_CACHE.take_off(key)
+            if not leading:
+                try:
+                    flight.result(timeout=max(0.0, waited_until - time.monotonic()))
+                except concurrent.futures.TimeoutError:
+                    raise self._waited_too_long() from None
+                continue
+            try:
+                token = TOKEN_CACHE.store(key, self.run_flow(self.token_flow()))
+            except CancelApiError as error:
+                TOKEN_CACHE.failed(key, error)
+                raise
+            finally:
+                TOKEN_CACHE.land(key, flight)
+            break
         return self._headers(token)
 
     async def aauth(self) -> tuple[str, dict[str, str]]:
-        """Async twin of :meth:`auth`, sharing the same token cache."""
+        """Async twin of :meth:`auth`, sharing the same token cache and fetch: waiting for
+        another thread's or loop's fetch never blocks this loop."""
         key = self._cache_key
-        token = TOKEN_CACHE.valid(key)
-        if token is None:
-            async with TOKEN_CACHE.loop_lock(key):
-                token = TOKEN_CACHE.valid(key)
-                if token is None:
-                    self._raise_recent_failure(key)
-                    try:
-                        token = TOKEN_CACHE.store(key, await self.arun_flow(self.token_flow()))
-                    except CancelApiError as error:
-                        TOKEN_CACHE.failed(key, error)
-                        raise
+        waited_until = time.monotonic() + self._token_wait_seconds
+        while (token := TOKEN_CACHE.valid(key)) is None:
+            self._raise_recent_failure(key)
+            flight, leading = TOKEN_CACHE.take_off(key)
+            if not leading:
+                try:
+                    await asyncio.wait_for(
+                        asyncio.wrap_future(flight), max(0.0, waited_until - time.monotonic())
+                    )
+                except TimeoutError:
+                    raise self._waited_too_long() from None
+                continue
+            try:
+                token = TOKEN_CACHE.store(key, await self.arun_flow(self.token_flow()))
+            except CancelApiError as error:
+                TOKEN_CACHE.failed(key, error)
+                raise
+            finally:
+                TOKEN_CACHE.land(key, flight)
+            break
         return self._headers(token)
+
+    @property
+    def _token_wait_seconds(self) -> float:
+        """How long a caller waits for another's token fetch: as long as this hook's own
+        fetch could take (every attempt at its longest, every wait at its cap), plus slack."""
+        s = self.settings
+        return (s.retry_limit + 1) * s.attempt_seconds + s.retry_limit * s.max_retry_wait + 5.0
+
+    def _waited_too_long(self) -> TransportError:
+        return TransportError(
+            f"WriteText.ai token: the exchange another caller started did not end within "
+            f"{self._token_wait_seconds:.0f} s"
+        )
 
     def _raise_recent_failure(self, key: str) -> None:
         failure = TOKEN_CACHE.recent_failure(key)
@@ -444,15 +483,17 @@ class WriteTextHook(JobApiHook):
             known.extend(TOKEN_CACHE.issued(self._token_key))
         return known
 
-    def _check_extras(self, conn: Any) -> None:
+    def check_extras(self, conn: Any) -> None:
+        """``region``, if set, is a host with an optional port."""
         region = self.extra_value("region", conn)
         if region is None:
             return
         try:
             region_url(str(region), self.base_url)
         except ValueError as why:
+            shown = shorten(without_userinfo(str(region)), 80)
             raise ConnectionConfigError(
-                f"Connection {self.conn_id!r}: region {shorten(str(region), 80)!r} is not "
+                f"Connection {self.conn_id!r}: region {shown!r} is not "
                 f"usable ({why}); give a host such as api-eu.writetext.ai"
             ) from None
 

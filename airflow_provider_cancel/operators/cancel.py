@@ -12,7 +12,7 @@ from airflow_provider_cancel.job_ids import (
     duplicates_text,
     job_ids_and_duplicates,
 )
-from airflow_provider_cancel.messages import describe_result, outcome_level
+from airflow_provider_cancel.messages import IDS_SHOWN, describe_result, outcome_level, shorten
 from airflow_provider_cancel.status import CancelOutcome, CancelResult
 
 if TYPE_CHECKING:
@@ -127,8 +127,11 @@ class CancelJobOperator(BaseOperator):
         return result.outcome is CancelOutcome.ERROR
 
     def _failure_message(self, failed: list[CancelResult], total: int) -> str:
-        shown = "; ".join(f"{r.job_id!r} ({r.outcome.value}: {r.message})" for r in failed[:20])
-        more = f"; and {len(failed) - 20} more" if len(failed) > 20 else ""
+        shown = "; ".join(
+            f"{shorten(r.job_id, 100)!r} ({r.outcome.value}: {shorten(r.message, 200)})"
+            for r in failed[:IDS_SHOWN]
+        )
+        more = f"; and {len(failed) - IDS_SHOWN} more" if len(failed) > IDS_SHOWN else ""
         return (
             f"Task {self.task_id!r}: {len(failed)} of {total} job(s) were not cancelled: "
             f"{shown}{more}"

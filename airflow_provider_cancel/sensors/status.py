@@ -100,7 +100,7 @@ class JobStatusSensor(BaseSensorOperator):
         )
     """
 
-    template_fields: Sequence[str] = ("conn_id", "job_id", "hook_params")
+    template_fields: Sequence[str] = ("conn_id", "job_id", "hook_params", "watched_ids_sha256")
     ui_color = "#f7d6a8"
     default_success_statuses: tuple[str, ...] = (JobStatus.COMPLETED.value,)
 
@@ -135,25 +135,40 @@ class JobStatusSensor(BaseSensorOperator):
         self.cancel_on_timeout = _flag(cancel_on_timeout, "cancel_on_timeout", self.task_id)
         self.deferrable = deferrable
         self.hook_params = hook_params or {}
+        self.watched_ids_sha256: str | None = None
+        """Set when the templates are rendered: the digest of the ids this try watches, stored
+        by Airflow with the other rendered fields (what the listener checks a record against,
+        :data:`~airflow_provider_cancel.stopping.WATCHED_IDS_FIELD`)."""
         self._stop_cancel_done = False
-        service, version = self.hook_params.get("service"), self.hook_params.get("api_version")
-        if isinstance(service, str) and "{{" not in service:  # literal: checked at parse
-            from airflow_provider_cancel.hooks.useapi_services import find_service
+        if isinstance(self.hook_params, dict):  # literal: the DAG file may already tell
+            from airflow_provider_cancel.hooks.apis import wait_refusal_at_parse
 
-            try:
-                described = find_service(service.strip().lower(), version)
-            except (KeyError, TypeError):
-                described = None  # an unknown service fails with the list when the task runs
-            waits_for_cancel = JobStatus.CANCELLED.value in self.success_statuses
-            if waits_for_cancel and described is not None and not described.stops_the_work:
-                raise ValueError(self._nothing_to_wait_for(described.name))
+            refusal = wait_refusal_at_parse(
+                conn_id, self.hook_params, frozenset(self.success_statuses)
+            )
+            if refusal is not None:
+                raise ValueError(f"Task {self.task_id!r}: {refusal}")
 
-    def _nothing_to_wait_for(self, service: str) -> str:
-        return (
-            f"Task {self.task_id!r}: useapi.net service {service!r} cannot be waited on for "
-            "'cancelled': its cancel only stops useapi's tracking (outcome 'untracked') while "
-            "the provider keeps generating; there is nothing to wait for"
-        )
+    def _do_render_template_fields(
+        self,
+        parent: Any,
+        template_fields: Any,
+        context: Any,
+        jinja_env: Any,
+        seen_oids: set[int],
+    ) -> None:
+        """Render the templates (Airflow's own way), then the digest of the rendered ids, which
+        Airflow then stores with them (for a mapped task too: it renders the unmapped one
+        through here)."""
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+        if parent is not self:
+            return
+        from airflow_provider_cancel.stopping import ids_digest
+
+        try:
+            self.watched_ids_sha256 = ids_digest(self._job_ids())
+        except Exception:  # a bad job_id fails the poke, with its own message
+            self.watched_ids_sha256 = None
 
     @cached_property
     def hook(self) -> JobApiHook:
@@ -168,10 +183,9 @@ class JobStatusSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool:
         """Read every job once; True when all have a success status."""
         missing = JobStatus(self.missing_job_status) if self.missing_job_status else None
-        service = getattr(self.hook, "service", None)  # useapi.net: the connection's service
-        waits_for_cancel = JobStatus.CANCELLED.value in self.success_statuses
-        if waits_for_cancel and service is not None and not service.stops_the_work:
-            raise AirflowFailException(self._nothing_to_wait_for(service.name))
+        refusal = self.hook.wait_refusal(frozenset(self.success_statuses))
+        if refusal is not None:
+            raise AirflowFailException(f"Task {self.task_id!r}: {refusal}")
         try:
             states = self.hook.get_jobs(self._job_ids(), missing_status=missing)
         except JobNotFoundError as error:
@@ -251,34 +265,75 @@ class JobStatusSensor(BaseSensorOperator):
         """A poke starts: drop the record; cancel what it names if the task was cleared since
         (no listener hook fires on a clear) and this try still cancels on a kill.
 
-        A clear raises ``max_tries`` to ``try_number + retries`` (``clear_task_instances``); a
-        retry does not, and keeps waiting on the same jobs. The record goes whatever the
-        sensor's flags are now: the DAG may have changed since it was written.
+        A record carries no authority (a REST user may write it): this try cancels only with
+        its own connection, only ids it renders itself, with its own ``hook_params`` clamped
+        (:func:`~airflow_provider_cancel.stopping.safe_hook_params`), and only a record an
+        earlier try can have written; any other is refused with an ERROR and left in place.
+        The record goes whatever the sensor's flags are now: the DAG may have changed since it
+        was written.
         """
         store = context.get("task_state_store")
         if store is None:
             return
-        from airflow_provider_cancel.stopping import WATCHING_KEY, cancel_recorded, parse_record
+        from airflow_provider_cancel.stopping import (
+            WATCHING_KEY,
+            cancel_with_connection,
+            next_try_refusal,
+            parse_record,
+            refused_text,
+            try_refusal,
+            was_cleared,
+        )
 
+        where = f"Task {self.task_id!r}"
         try:
-            record = store.get(WATCHING_KEY)
-            if record is None:
+            stored = store.get(WATCHING_KEY)
+            if stored is None:
                 return
+            if self._watching_store(context) is None:
+                store.delete(WATCHING_KEY)
+                return
+        except Exception as error:
+            self.log.warning("%s: could not read %r: %s", where, WATCHING_KEY, error)
+            return
+        ti = context.get("ti")
+        try_number, max_tries = getattr(ti, "try_number", None), getattr(ti, "max_tries", None)
+        record = parse_record(stored)
+        refusal = (
+            "it is not shaped as this provider writes it"
+            if record is None
+            else try_refusal(record, try_number, max_tries)
+        )
+        cleared = False
+        if record is not None and refusal is None:
+            cleared = was_cleared(record, try_number=try_number, max_tries=max_tries)
+        if record is not None and cleared:  # only a record that makes this try cancel matters
+            try:
+                job_ids = self._job_ids()
+            except Exception:  # the poke fails on them with its own message
+                job_ids = []
+            refusal = next_try_refusal(
+                record,
+                conn_id=self.conn_id,
+                job_ids=job_ids,
+                try_number=try_number,
+                max_tries=max_tries,
+            )
+        if refusal is not None:
+            self.log.error("%s", refused_text(where, stored, refusal))
+            return
+        try:
             store.delete(WATCHING_KEY)
         except Exception as error:
-            self.log.warning("Task %r: could not read %r: %s", self.task_id, WATCHING_KEY, error)
-            return
-        if self._watching_store(context) is None:
-            return
-        max_tries = getattr(context.get("ti"), "max_tries", None)
-        parsed = parse_record(record) or {}
-        recorded = parsed.get("max_tries")
-        if isinstance(recorded, int) and isinstance(max_tries, int) and max_tries > recorded:
+            self.log.warning("%s: could not remove %r: %s", where, WATCHING_KEY, error)
+            return  # taken by nobody: cancelling now could cancel twice
+        if cleared and record is not None:
             why = (
-                f"Task {self.task_id!r}: try {parsed['try_number']} was cleared while it "
-                "waited between two pokes"
+                f"{where}: try {record['try_number']} was cleared while it waited between two pokes"
             )
-            cancel_recorded(parsed, log=self.log, why=why)
+            cancel_with_connection(
+                self.conn_id, self.hook_params, list(record["job_ids"]), log=self.log, why=why
+            )
 
     def _execute(self, context: Context) -> Any:
         duplicates = job_ids_and_duplicates(self.job_id, task=self.task_id)[1]

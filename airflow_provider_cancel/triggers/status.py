@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow_provider_cancel._compat import BaseTrigger, TriggerEvent
 from airflow_provider_cancel.exceptions import JobNotFoundError, missing_job_message
+from airflow_provider_cancel.messages import ids_text, shorten
 from airflow_provider_cancel.status import JobStatus, assess, parse_statuses
 
 STATE_LOOKUP_TIMEOUT = 20.0
@@ -16,6 +17,73 @@ STATE_LOOKUP_TIMEOUT = 20.0
 
 HAS_TRIGGER_ON_KILL = "on_kill" in vars(BaseTrigger)
 """Airflow >= 3.3 calls ``BaseTrigger.on_kill`` when a user acts on a deferred task (#65590)."""
+
+MAX_POLL_INTERVAL = 7 * 24 * 3600.0
+"""The longest ``poll_interval`` (a week) a trigger accepts, in seconds."""
+
+
+def _refused(name: str, value: Any, need: str) -> ValueError:
+    from airflow_provider_cancel.job_ids import _shown
+
+    return ValueError(f"JobStatusTrigger: {name}={_shown(value)} {need}")
+
+
+def _checked_kwargs(
+    conn_id: Any,
+    job_ids: Any,
+    success_statuses: Any,
+    poll_interval: Any,
+    hook_params: Any,
+    missing_job_status: Any,
+    cancel_on_kill: Any,
+) -> dict[str, Any]:
+    """The trigger's kwargs, checked: they come from the ``trigger`` table, which anyone with
+    write access to the metadata DB may edit. Raises ``ValueError`` naming the bad value."""
+    import math
+
+    from airflow_provider_cancel.job_ids import validate_job_id
+
+    if not isinstance(conn_id, str) or not conn_id.strip() or len(conn_id) > 250:
+        raise _refused("conn_id", conn_id, "must be a connection id (1 to 250 characters)")
+    if not isinstance(job_ids, (list, tuple)) or not job_ids:
+        raise _refused("job_ids", job_ids, "must be a non-empty list of job ids")
+    ids = list(dict.fromkeys(validate_job_id(i, task="JobStatusTrigger") for i in job_ids))
+    if success_statuses is None:
+        success_statuses = [JobStatus.CANCELLED.value]
+    if not isinstance(success_statuses, (list, tuple)):
+        raise _refused("success_statuses", success_statuses, "must be a list of statuses")
+    statuses = sorted(s.value for s in parse_statuses(success_statuses, task="JobStatusTrigger"))
+    if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)):
+        raise _refused("poll_interval", poll_interval, "must be a number of seconds")
+    try:
+        interval = float(poll_interval)
+    except OverflowError:  # an int past float's range
+        interval = math.inf
+    if not (math.isfinite(interval) and 0 < interval <= MAX_POLL_INTERVAL):
+        raise _refused(
+            "poll_interval", poll_interval, f"must be > 0 and <= {MAX_POLL_INTERVAL:g} seconds"
+        )
+    if hook_params is None:
+        hook_params = {}
+    if not isinstance(hook_params, dict) or not all(isinstance(k, str) for k in hook_params):
+        raise _refused("hook_params", hook_params, "must be a dict with string keys")
+    if missing_job_status is not None:
+        if not isinstance(missing_job_status, str):
+            raise _refused("missing_job_status", missing_job_status, "must be a status or None")
+        missing_job_status = next(
+            iter(parse_statuses([missing_job_status], task="JobStatusTrigger"))
+        ).value
+    if not isinstance(cancel_on_kill, bool):
+        raise _refused("cancel_on_kill", cancel_on_kill, "must be True or False")
+    return {
+        "conn_id": conn_id,
+        "job_ids": ids,
+        "success_statuses": statuses,
+        "poll_interval": interval,
+        "hook_params": dict(hook_params),
+        "missing_job_status": missing_job_status,
+        "cancel_on_kill": cancel_on_kill,
+    }
 
 
 class JobStatusTrigger(BaseTrigger):
@@ -53,13 +121,22 @@ class JobStatusTrigger(BaseTrigger):
         cancel_on_kill: bool = False,
     ) -> None:
         super().__init__()
-        self.conn_id = conn_id
-        self.job_ids = list(job_ids)
-        self.success_statuses = list(success_statuses or [JobStatus.CANCELLED.value])
-        self.poll_interval = float(poll_interval)
-        self.hook_params = dict(hook_params or {})
-        self.missing_job_status = missing_job_status
-        self.cancel_on_kill = bool(cancel_on_kill)
+        kwargs = _checked_kwargs(
+            conn_id,
+            job_ids,
+            success_statuses,
+            poll_interval,
+            hook_params,
+            missing_job_status,
+            cancel_on_kill,
+        )
+        self.conn_id: str = kwargs["conn_id"]
+        self.job_ids: list[str] = kwargs["job_ids"]
+        self.success_statuses: list[str] = kwargs["success_statuses"]
+        self.poll_interval: float = kwargs["poll_interval"]
+        self.hook_params: dict[str, Any] = kwargs["hook_params"]
+        self.missing_job_status: str | None = kwargs["missing_job_status"]
+        self.cancel_on_kill: bool = kwargs["cancel_on_kill"]
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """The classpath and JSON kwargs Airflow stores in the ``trigger`` table."""
@@ -162,8 +239,8 @@ class JobStatusTrigger(BaseTrigger):
             self.log.error(
                 "%s: could not cancel; these may still be running: %s (%s)",
                 where,
-                ", ".join(self.job_ids),
-                error,
+                ids_text(self.job_ids),
+                shorten(str(error), 300),
             )
 
     async def _poll(self) -> AsyncIterator[TriggerEvent]:

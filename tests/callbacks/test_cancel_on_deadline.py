@@ -209,5 +209,5 @@ async def test_a_failing_cancel_is_reported_not_raised(emulator: Any, useapi_con
         useapi_conn, job_ids=[job], hook_params={**FAST, "retry_limit": 1}, context=CONTEXT
     )
 
-    assert result == f"cancelled 0 of 1 job(s); may still be running: {job}"
+    assert result == f"cancelled 0 of 1 job(s); may still be running: {job!r}"
     assert emulator.job(job)["normalized"] != "cancelled"

@@ -166,7 +166,7 @@ def test_api_down_never_raises_and_logs_the_failure(
     assert all(r.levelno == logging.ERROR for r in logs.records if r.levelno >= logging.WARNING)
     (summary,) = [m for m in failures if "may still be running" in m]
     assert "could not cancel 2 job(s)" in summary
-    assert "job-1, job-2" in summary  # paid jobs: every id left running, at ERROR
+    assert "'job-1', 'job-2'" in summary  # paid jobs: the ids left running, at ERROR
     assert secret not in logs.text
 
 
@@ -184,7 +184,7 @@ def test_missing_connection_never_raises_and_logs_the_failure(
     ]
     assert len(failures) == 1
     assert "could not cancel 1 job(s), which may still be running" in failures[0]
-    assert ": job-1. " in failures[0]  # the id left running, so someone can cancel it
+    assert ": 'job-1'. " in failures[0]  # the id left running, so someone can cancel it
     assert "no_such_connection" in failures[0]
     assert emulator.counters["requests"] == 0
 

@@ -30,7 +30,8 @@ call is hit on its own.
 Faults no emulator makes (rows marked *hostile*) come from :mod:`tests.hostile_server`: a
 byte-level server in front of the emulator that answers the faulted call itself (a head
 trickled a byte at a time, a body without end, redirects, a bad status line, JSON nested past
-the parser, the credentials echoed back in each encoding) and passes every other request
+the parser, the credentials echoed back in each encoding, 1xx interim answers before the
+real one, two different Content-Lengths) and passes every other request
 through, so the emulator still tells what happened to the job.
 
 Cells get their connection as an object handed to the hook (``use_connection``), never through
@@ -235,6 +236,10 @@ FAULTS: tuple[Fault, ...] = (
         hostile="retry at",
         meaning="hostile: always; the wait is capped at max_retry_wait",
     ),
+    # interim answers and framing (issue 18)
+    Fault("103 before the answer", hostile="interim 103", meaning="hostile: skipped (RFC 9110)"),
+    Fault("102, 103 before the answer", hostile="interim 102 103"),
+    Fault("two Content-Lengths", hostile="lengths", meaning="hostile: 200, lengths differ"),
 )
 HUGE_RETRY_BODIES = {
     "body": '{"error": "slow down", "retryAfter": ' + "9" * 310 + "}",
@@ -244,14 +249,19 @@ REPORT_BOUND = 2000
 """No error message or report of any cell is longer (a 400 KB status or error is cut)."""
 
 
-def hostile_answer(name: str) -> hostile_server.Answer:
-    """The byte-level answer a hostile row serves for the faulted call."""
+def hostile_answer(name: str, forward_to: tuple[str, int]) -> hostile_server.Answer:
+    """The byte-level answer a hostile row serves for the faulted call (``forward_to``: the
+    emulator's port that call goes to)."""
     kind, _, arg = name.partition(" ")
     if kind.isdigit():
         return hostile_server.redirect(int(kind), arg or None)
     if kind == "echo":
         return hostile_server.echo_secret(arg)
+    if kind == "interim":
+        codes = tuple(int(code) for code in arg.split())
+        return hostile_server.interim_then_forward(codes, forward_to)
     return {
+        "lengths": hostile_server.two_content_lengths(),
         "trickle": hostile_server.trickled_head(),
         "endless": hostile_server.endless_body(),
         "bad": hostile_server.bad_status_line(),
@@ -397,7 +407,16 @@ def expect_hostile(fault: Fault, api: JobApi, call: str) -> Expect:
             attempts=1,
             job_after=running,
         )
-    if kind in ("trickle", "bad"):
+    if kind == "interim":  # skipped: the emulator's answer after them is the answer
+        ok_result = api.cancel_running if operation(call) == "cancel_job" else "running"
+        stopped = operation(call) == "cancel_job" and api.stops_the_job
+        return Expect(
+            f"{ok_result}, interim answers skipped",
+            result=ok_result,
+            attempts=1,
+            job_after=("cancelled", "cancelling") if stopped else running,
+        )
+    if kind in ("trickle", "bad", "lengths"):
         why = "no answer within the timeout" if kind == "trickle" else "got no answer"
         return Expect(
             "TransportError",
@@ -565,10 +584,10 @@ class Environment:
         """For a hostile row: a server in front of the emulator's port the call goes to."""
         if cell.fault.hostile is None:
             return None
-        answer = hostile_answer(cell.fault.hostile)
         # the job calls of an API with a token call go to the host its token answer names
         region_call = BY_NAME[cell.api].token is not None and cell.call != "token"
         port = self.emulator.region_port if region_call else self.emulator.port
+        answer = hostile_answer(cell.fault.hostile, ("127.0.0.1", port))
         mounts = self.emulator.mounts
 
         def call_of(method: str, path: str) -> str:

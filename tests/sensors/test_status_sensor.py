@@ -5,7 +5,7 @@ emulator. What a real deployment does with these hooks is checked by ``make e2e`
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -450,3 +450,146 @@ def test_a_record_left_by_an_earlier_version_of_the_dag_is_dropped(
 
     assert store.values == {}
     assert emulator.job(job)["cancel_calls"] == 0
+
+
+# ---------------------------------------------------------------------- authority of a record
+
+
+@pytest.fixture
+def two_teams(set_connection: Callable[..., str]) -> Iterator[tuple[Any, Any]]:
+    from tests.planted import two_team_apis
+
+    with two_team_apis(set_connection) as apis:
+        yield apis
+
+
+def cleared_sensor(make_context: Context, **kwargs: Any) -> tuple[JobStatusSensor, TaskContext]:
+    """A reschedule-mode sensor watching ``own-1`` and ``own-2`` on ``mine``, at try 2 after a
+    clear (Airflow raised ``max_tries`` from 0 to 1): a record of try 1 would be cancelled."""
+    from tests.planted import OWN_IDS
+
+    context = make_context()
+    context["task_state_store"] = FakeTaskStateStore()
+    context["ti"].try_number, context["ti"].max_tries = 2, 1
+    return sensor("mine", list(OWN_IDS), mode="reschedule", **kwargs), context
+
+
+def genuine(**changes: Any) -> dict[str, Any]:
+    from tests.planted import OWN_IDS
+
+    record = {"try_number": 1, "max_tries": 0, "conn_id": "mine", "job_ids": list(OWN_IDS)}
+    return {**record, "hook_params": dict(FAST), **changes}
+
+
+def test_a_cleared_try_cancels_its_own_record_with_its_own_connection(
+    two_teams: tuple[Any, Any], make_context: Context
+) -> None:
+    from tests.planted import OWN_IDS, cancelled_ids
+
+    mine, team_b = two_teams
+    wait, context = cleared_sensor(make_context)
+    context["task_state_store"].values[WATCHING_KEY] = genuine()
+
+    wait._take_over_watching(context)
+
+    assert cancelled_ids(mine) == set(OWN_IDS)
+    assert team_b.requests == []
+    assert context["task_state_store"].values == {}
+
+
+@pytest.mark.parametrize(
+    ("planted", "reason"),
+    [
+        ({"conn_id": "team_b", "job_ids": ["team-b-1"]}, "names connection 'team_b'"),
+        ({"conn_id": "team_b"}, "names connection 'team_b'"),
+        ({"job_ids": ["own-1", "team-b-1"]}, "1 job id(s) this task does not watch: 'team-b-1'"),
+        ({"max_tries": -1}, "no try of the task instance"),
+        ({"max_tries": 10**30}, "no try of the task instance"),
+        ({"try_number": 3}, "no try of the task instance"),
+        ({"try_number": -5}, "no try of the task instance"),
+        ({"try_number": None}, "no try of the task instance"),
+    ],
+)
+def test_a_planted_record_is_refused_by_the_next_try_and_left_in_place(
+    two_teams: tuple[Any, Any],
+    make_context: Context,
+    all_logs: Callable[[], str],
+    planted: dict[str, Any],
+    reason: str,
+) -> None:
+    mine, team_b = two_teams
+    wait, context = cleared_sensor(make_context)
+    record = genuine(**planted)
+    context["task_state_store"].values[WATCHING_KEY] = record
+
+    wait._take_over_watching(context)
+
+    assert mine.requests == []
+    assert team_b.requests == []
+    assert context["task_state_store"].values == {WATCHING_KEY: record}
+    errors = [line for line in all_logs().splitlines() if "refused the record" in line]
+    assert errors
+    assert reason in errors[0]
+    assert "Task 'wait_done'" in errors[0]
+
+
+def test_the_next_try_cancels_with_its_own_hook_params_clamped(
+    monkeypatch: pytest.MonkeyPatch, make_context: Context
+) -> None:
+    import airflow_provider_cancel.hooks as hooks
+
+    seen: list[dict[str, Any]] = []
+
+    def hook_for_connection(conn_id: str, hook_params: dict[str, Any]) -> Any:
+        seen.append({"conn_id": conn_id, **hook_params})
+        raise RuntimeError("seen")
+
+    monkeypatch.setattr(hooks, "hook_for_connection", hook_for_connection)
+    # A silent API would hold a kill for an hour with these (the DAG author's own).
+    wait, context = cleared_sensor(
+        make_context, hook_params={"timeout": 3600, "connect_timeout": 3600, "retry_limit": 50}
+    )
+    context["task_state_store"].values[WATCHING_KEY] = genuine(
+        hook_params={"timeout": 0.001, "service": "someone-elses"}  # never used
+    )
+
+    wait._take_over_watching(context)
+
+    assert seen == [
+        {
+            "conn_id": "mine",
+            "retry_limit": 1,
+            "retry_delay": 1.0,
+            "max_retry_wait": 5.0,
+            "connect_timeout": 4.0,
+            "timeout": 8.0,
+        }
+    ]
+
+
+def test_planted_records_never_make_the_next_try_reach_another_connection_or_other_ids(
+    two_teams: tuple[Any, Any], make_context: Context, all_logs: Callable[[], str]
+) -> None:
+    from hypothesis import given, settings
+
+    from tests.planted import OWN_IDS, PLANTED, named_id
+
+    mine, team_b = two_teams
+    wait, context = cleared_sensor(make_context)
+
+    @settings(max_examples=40, deadline=None)
+    @given(planted=PLANTED)
+    def check(planted: Any) -> None:
+        sent_before = len(mine.requests)
+        wait._stop_cancel_done = False
+        context["task_state_store"].values = {WATCHING_KEY: planted}
+        started = time.monotonic()
+
+        wait._take_over_watching(context)
+
+        assert time.monotonic() - started < 30
+        assert team_b.requests == []
+        assert {named_id(request) for request in mine.requests[sent_before:]} <= set(OWN_IDS)
+
+    check()
+    assert max(len(line) for line in all_logs().splitlines()) < 5000

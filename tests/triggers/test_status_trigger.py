@@ -283,3 +283,80 @@ async def test_many_triggers_share_one_client_and_one_token(
     # The token call + one pool. Separate clients would need a connection per request in
     # flight: up to 30 here (ten triggers reading three jobs at once).
     assert connections <= 1 + (pool_size or 16)
+
+
+# ---------------------------------------------------------------------- kwargs from the DB
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"poll_interval": -1}, "poll_interval=-1"),
+        ({"poll_interval": 0}, "poll_interval=0"),
+        ({"poll_interval": float("nan")}, "poll_interval=nan"),
+        ({"poll_interval": float("inf")}, "poll_interval=inf"),
+        ({"poll_interval": 10**400}, "poll_interval="),
+        ({"poll_interval": "5"}, "poll_interval='5'"),
+        ({"poll_interval": True}, "poll_interval=True"),
+        ({"job_ids": "job-1"}, "job_ids='job-1'"),
+        ({"job_ids": []}, "job_ids=[]"),
+        ({"job_ids": [None]}, "None"),
+        ({"job_ids": {"a": 1}}, "job_ids={'a': 1}"),
+        ({"conn_id": ""}, "conn_id=''"),
+        ({"conn_id": 7}, "conn_id=7"),
+        ({"success_statuses": "completed"}, "success_statuses='completed'"),
+        ({"success_statuses": ["done-ish"]}, "done-ish"),
+        ({"hook_params": [1]}, "hook_params=[1]"),
+        ({"missing_job_status": "gone"}, "gone"),
+        ({"cancel_on_kill": "false"}, "cancel_on_kill='false'"),
+    ],
+)
+def test_a_bad_kwarg_is_refused_when_the_trigger_is_built_naming_the_value(
+    kwargs: dict[str, Any], named: str
+) -> None:
+    arguments = {"conn_id": "c", "job_ids": ["job-1"], "poll_interval": 5.0, **kwargs}
+
+    with pytest.raises(ValueError, match="JobStatusTrigger") as refused:
+        JobStatusTrigger(**arguments)
+
+    assert named in str(refused.value)
+    assert len(str(refused.value)) < 600
+
+
+def test_kwargs_from_the_db_build_a_sane_trigger_or_are_refused() -> None:
+    import math
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    anything = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+    id_lists = st.lists(anything | st.lists(st.integers(), max_size=2), max_size=5)
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        conn_id=anything,
+        job_ids=anything | id_lists,
+        poll_interval=anything | st.sampled_from([-1.0, 0.0, 1e-300, 1e308, 10**400]),
+        success_statuses=st.none() | anything | st.lists(anything, max_size=3),
+        hook_params=st.none() | anything | st.dictionaries(anything, anything, max_size=3),
+        missing_job_status=anything,
+        cancel_on_kill=anything,
+    )
+    def check(**kwargs: Any) -> None:
+        try:
+            built = JobStatusTrigger(**kwargs)
+        except (TypeError, ValueError) as error:
+            refusal = str(error)
+        else:
+            refusal = ""
+        if refusal:
+            assert len(refusal) < 600
+            return
+        assert math.isfinite(built.poll_interval)
+        assert built.poll_interval > 0
+        assert isinstance(built.job_ids, list)
+        assert built.job_ids
+        assert all(isinstance(i, str) and i.strip() for i in built.job_ids)
+        assert isinstance(built.cancel_on_kill, bool)
+
+    check()

@@ -72,12 +72,17 @@ FORMS: dict[str, dict[str, Any]] = {
             "Base URL (optional)": "https://api.useapi.net",
             "API token": "user:1234-…",
         },
-        "extra_labels": ["Service", "API version"],
-        "choices": {
+        "extra_labels": ["Service", "API version (Midjourney, PixVerse)"],
+        "choices": {  # as shown: the first is preselected
             "Service": SERVICES,
-            "API version": ["v2", "v3"],
+            "API version (Midjourney, PixVerse)": [
+                "Service default (v2)",
+                "v1 (PixVerse)",
+                "v2 (Midjourney, PixVerse)",
+                "v3 (Midjourney)",
+            ],
         },
-        "stored_extra": {"service": "midjourney", "api_version": "v2"},
+        "stored_extra": {"service": "midjourney", "api_version": "default"},
     },
     "writetext": {
         "hook_name": "WriteText.ai",
@@ -179,7 +184,9 @@ def check_form(page: Any, dep: Deployment, conn_type: str, shots: Path, checks: 
             extra_labels.append(label.replace("*", "").strip())  # "*": a required field
         checks.expect(extra_labels == form["extra_labels"], f"extra fields: {extra_labels}")
         for label, expected in form["choices"].items():
-            group = dialog.get_by_role("group").filter(has_text=label)
+            # by its label alone: another field's help text may contain this label's words
+            exact = re.compile(rf"^\s*{re.escape(label)}\s*\*?\s*$")
+            group = dialog.get_by_role("group").filter(has=page.locator("label", has_text=exact))
             combo = group.get_by_role("combobox")
             shown_value = combo.locator("xpath=../..").inner_text().strip()
             checks.expect(
