@@ -92,8 +92,9 @@ def cancel(conn_id: str, *job_ids: str) -> None:
 @pytest.fixture(scope="session")
 def _emulator_server() -> Iterator[Any]:
     from airflow_provider_cancel.emulator import Emulator
+    from tests.apis import MOUNTS
 
-    emu = Emulator(start_delay=0.05, cancel_delay=0.2)
+    emu = Emulator(start_delay=0.05, cancel_delay=0.2, mounts=MOUNTS)
     emu.start()
     baseline = emu.config
     emu._test_baseline = baseline  # type: ignore[attr-defined]

@@ -33,10 +33,14 @@ class Request:
     body: bytes
     raw: bytes
     """The request exactly as received (head and body)."""
+    kind: str | None = None
+    """What the request is for, as the server's ``calls`` said (``None``: by its shape)."""
 
     @property
     def call(self) -> str:
         """``token``, ``cancel`` or ``status``: what the request is for, by its shape."""
+        if self.kind is not None:
+            return self.kind
         path = self.path.lower()
         if path.startswith("/web/apitoken/accesstoken"):
             return "token"
@@ -46,11 +50,21 @@ class Request:
 
     @property
     def secrets(self) -> list[str]:
-        """The credentials the client sent (token, API key, access token)."""
-        found = [self.headers.get("writetextai-token", "")]
-        found.append(self.headers.get("authorization", "").removeprefix("Bearer "))
+        """The credentials the client sent (token, API key, access token): the value of every
+        header beyond plain HTTP's, a ``Bearer`` dropped."""
+        found = [
+            value.removeprefix("Bearer ")
+            for name, value in self.headers.items()
+            if name not in PLAIN_HEADERS
+        ]
         return [s for s in found if s]
 
+
+PLAIN_HEADERS = frozenset(
+    {"host", "user-agent", "accept", "accept-encoding", "connection", "content-length"}
+    | {"content-type"}
+)
+"""Headers every client sends that carry no credential."""
 
 Answer = Callable[[Request, socket.socket], None]
 """Writes an answer (any bytes, at any pace) to the client's socket."""
@@ -228,6 +242,8 @@ class HostileServer:
     route: Callable[[Request], Answer | None]
     forward_to: tuple[str, int] | None = None
     requests: list[Request] = field(default_factory=list)
+    calls: Callable[[str, str], str] | None = None
+    """What a request is for, from its method and raw path (``None``: by its shape)."""
 
     def __post_init__(self) -> None:
         self._listener = socket.socket()
@@ -282,6 +298,8 @@ class HostileServer:
                 request = _read_request(client)
                 if request is None:
                     return
+                if self.calls is not None:
+                    request.kind = self.calls(request.method, request.path)
                 with self._lock:
                     self.requests.append(request)
                 answer = self.route(request)

@@ -1,5 +1,9 @@
 """Local, standard-library-only emulator of useapi.net (Midjourney v2, v3 and the services of
-``hooks/useapi_services.py``) and WriteText.ai.
+``catalog.py``) and WriteText.ai.
+
+It imports nothing from the rest of the package: its paths, statuses and codes are written from
+the APIs' documentation, so it is an oracle the hooks are tested against, not a copy of them
+(``tests/emulator/test_independent.py`` keeps it so).
 
 It lets the tests, the demo, the example DAGs and the benchmarks exercise the provider without
 paid accounts (useapi.net ended its Midjourney service in June 2026, so there is no live API to
@@ -20,7 +24,7 @@ Modules: ``facade.py`` (:class:`Emulator`), ``server.py`` (ports and request han
 ``control.py`` (``/_emulator/...``), ``routes.py`` (the routing table), one module per API
 (``useapi_v2.py``, ``useapi_v3.py``, ``writetext.py``) and per useapi.net family
 (``useapi_discord.py``, ``useapi_jobs.py``, ``useapi_scheduler.py``: a service's API from its
-description; ``useapi.py`` holds what they share) described with the types of ``api.py`` and
+description in ``catalog.py``; ``useapi.py`` holds what they share) described with the types of ``api.py`` and
 ``model.py``, and ``state.py`` (the store).
 ``dag_runs.py`` runs a DAG with ``airflow dags test`` against it (``make demo`` and the DAG tests).
 """

@@ -14,11 +14,9 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from airflow_provider_cancel.hooks.useapi_services import SERVICES
-
+from .catalog import DISCORD, JOBS, SERVICES, model_key
 from .facade import Emulator
 from .state import FINISHED_CANCEL_ANSWERS, Config
-from .useapi import model_key
 
 DEFAULTS = Config()
 
@@ -39,7 +37,8 @@ SETTING_HELP = {
 }
 CHOICES = {"finished_cancel_answer": FINISHED_CANCEL_ANSWERS}
 SERVICE_LIST = ", ".join(
-    f"{spec.name} {spec.version} ({spec.family}: {model_key(spec)})" for spec in SERVICES.values()
+    [f"midjourney v2 ({DISCORD}: useapi_v2)", f"midjourney v3 ({JOBS}: useapi_v3)"]
+    + [f"{spec.name} {spec.version} ({spec.family}: {model_key(spec)})" for spec in SERVICES]
 )
 
 

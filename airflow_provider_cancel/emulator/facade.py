@@ -9,24 +9,19 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-from airflow_provider_cancel.hooks.useapi_services import (
-    DEFAULT_SERVICE,
-    find_service,
-    service_names,
-)
-
-from .routes import JOB_MODELS
+from .catalog import DEFAULT_SERVICE, job_key, service_names
+from .routes import MOUNTS, Mount, job_models
 from .server import Server
 from .state import EmulatorState, Fault
-from .useapi import model_key
 
 
 class Emulator:
-    """Local stand-in for useapi.net (Midjourney v2/v3 and the services of
-    ``hooks/useapi_services.py``) and WriteText.ai.
+    """Local stand-in for useapi.net (Midjourney v2/v3 and the services of ``catalog.py``) and
+    WriteText.ai.
 
     Use in-process (``with Emulator() as emu:``) or as a separate process
     (``python -m airflow_provider_cancel.emulator``) driven through ``/_emulator/`` endpoints.
@@ -41,18 +36,22 @@ class Emulator:
         *,
         seed: int | None = 0,
         verbose: bool = False,
+        mounts: Sequence[Mount] = (),
         **settings: Any,
     ) -> None:
         """Bind nothing yet (see :meth:`start`); ``settings`` are :class:`~.state.Config` fields.
 
         ``port`` and ``region_port`` 0 take free ports; ``seed`` makes rate-based faults
-        repeatable; ``verbose`` logs every request to stderr.
+        repeatable; ``verbose`` logs every request to stderr. ``mounts`` serve more APIs
+        (:class:`~.routes.Mount`, before the emulator's own): an API a test defines, with its
+        jobs, faults and counters like any other.
         """
         self.host = host
         self.port = port
         self.region_port = region_port
         self.verbose = verbose
-        self.state = EmulatorState(models=JOB_MODELS, seed=seed)
+        self.mounts: tuple[Mount, ...] = (*mounts, *MOUNTS)
+        self.state = EmulatorState(models=job_models(self.mounts), seed=seed)
         self.state.configure(**settings)
         self._servers: list[Server] = []
         self._threads: list[threading.Thread] = []
@@ -160,13 +159,13 @@ class Emulator:
         """Create a job of a useapi.net service (Midjourney's as ``POST .../imagine`` would);
         ``version`` matters where the service has two (Midjourney, PixVerse). Returns its id."""
         try:
-            spec = find_service(service, version)
+            key = job_key(service, version)
         except KeyError:
             raise ValueError(
                 f"useapi.net service {service!r} {version!r} is not emulated "
                 f"(services: {', '.join(service_names())})"
             ) from None
-        return self.state.create_job(model_key(spec), prompt=prompt).id
+        return self.state.create_job(key, prompt=prompt).id
 
     def submit_writetext(self, name: str = "x") -> str:
         """Create a WriteText request as ``POST /text/Generate`` would; returns its id."""

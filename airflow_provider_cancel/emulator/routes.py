@@ -1,8 +1,9 @@
 """The routing table: which API serves which path prefix on which port.
 
 Adding an API is one module that describes it as an :class:`~.api.Api` and one :class:`Mount`
-below; a useapi.net service is mounted from its description in ``hooks/useapi_services.py`` by
-the module of its family (:data:`FAMILIES`).
+below (or, for an API that is no part of the emulator, such as a test's, a :class:`Mount`
+handed to ``Emulator(mounts=...)``); a useapi.net service is mounted from its description in ``catalog.py`` (transcribed from
+useapi.net's docs, never read from the hooks) by the module of its family (:data:`FAMILIES`).
 
 ``resolve()`` is a pure function from a raw request target to a :class:`~.api.Route`;
 ``answer()`` runs the route's handler, which reads and changes :class:`~.state.EmulatorState`.
@@ -15,20 +16,13 @@ stays inside the id), and literal dot segments are removed first like a real fro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
-from airflow_provider_cancel.hooks.useapi_services import (
-    DISCORD,
-    JOBS,
-    SCHEDULER,
-    SERVICES,
-    UseApiService,
-)
-
 from . import useapi_discord, useapi_jobs, useapi_scheduler, useapi_v2, useapi_v3, writetext
 from .api import Api, Request, Response, Route
+from .catalog import DISCORD, JOBS, SCHEDULER, SERVICES, Service
 from .model import JobModel
 from .state import EmulatorState
 
@@ -52,7 +46,7 @@ class Mount:
 
 
 #: How each useapi.net family's services are emulated (Midjourney has its own modules).
-FAMILIES: Mapping[str, Callable[[UseApiService], Api]] = {
+FAMILIES: Mapping[str, Callable[[Service], Api]] = {
     DISCORD: useapi_discord.api,
     JOBS: useapi_jobs.api,
     SCHEDULER: useapi_scheduler.api,
@@ -64,8 +58,7 @@ MOUNTS: tuple[Mount, ...] = (
     Mount(("v3", "midjourney"), useapi_v3.API),
     *(
         Mount((service.version, service.name), FAMILIES[service.family](service))
-        for service in SERVICES.values()
-        if service.name != "midjourney"
+        for service in SERVICES
     ),
     Mount(("v2",), useapi_v2.API),
     Mount(("text",), writetext.ELSEWHERE),
@@ -73,17 +66,21 @@ MOUNTS: tuple[Mount, ...] = (
     Mount((), writetext.API, region=True),
 )
 
+
+def job_models(mounts: Sequence[Mount]) -> dict[str, JobModel]:
+    """The job model of every mounted API, by the key its jobs carry."""
+    return {mount.api.model.key: mount.api.model for mount in mounts if mount.api.model}
+
+
 #: The job model of every API, by the key jobs carry (``Emulator.create_job(api, ...)``).
-JOB_MODELS: Mapping[str, JobModel] = {
-    mount.api.model.key: mount.api.model for mount in MOUNTS if mount.api.model is not None
-}
+JOB_MODELS: Mapping[str, JobModel] = job_models(MOUNTS)
 
 
 def normalize(api: str, raw_status: str, error: str | None = None) -> str:
     """Map a raw status to the product's normalised status (docs/statuses.md).
 
-    Mirrors the table the hooks implement, so tests can compare the emulator's view with the
-    hook's view. Unknown raw values map to ``"unknown"``; an unknown ``api`` reads as useapi v2.
+    Written from the APIs' docs, not from the hooks, so tests can compare the emulator's view
+    with the hook's view. Unknown raw values map to ``"unknown"``; an unknown ``api`` reads as useapi v2.
     """
     return JOB_MODELS.get(api, useapi_v2.MODEL).normalize(raw_status, error)
 
@@ -116,10 +113,11 @@ def split_target(raw_path: str) -> tuple[list[str], dict[str, list[str]]]:
     return segments, params
 
 
-def resolve(method: str, raw_path: str, region: bool) -> Route:
-    """Find the endpoint for a request on the main port or the region port."""
+def resolve(method: str, raw_path: str, region: bool, mounts: Sequence[Mount] = MOUNTS) -> Route:
+    """Find the endpoint for a request on the main port or the region port (the first of
+    ``mounts`` that holds it)."""
     segments, query = split_target(raw_path)
-    for mount in MOUNTS:
+    for mount in mounts:
         if mount.holds(segments, region):
             return mount.api.route(method, segments[len(mount.prefix) :], query)
     # useapi's front end answers every other /v3/... path in v2's error shape.

@@ -164,7 +164,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(json_response(500, {"error": f"{type(exc).__name__}: {exc}"}))
             return
 
-        route = resolve(self.command, raw_path, self._srv.region)
+        route = resolve(self.command, raw_path, self._srv.region, emulator.mounts)
         state = emulator.state
         entry: dict[str, Any] = {
             "method": self.command,

@@ -1,5 +1,5 @@
 """What every emulated useapi.net API shares: credentials, job timeline, statuses, and how a
-service's endpoints follow from the hook's description of it.
+service's endpoints follow from its description in ``catalog.py``.
 
 A Midjourney job is ``created``, ``started`` after ``start_delay``, in ``progress`` after twice
 that and ``completed`` after ``job_duration``; a cancel takes effect at once. One API token
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-
-from airflow_provider_cancel.hooks.useapi_services import SERVICES, UseApiService
 
 from .api import ID, Api, CancelRule, Endpoint, Handler, Request, Response, json_body, json_response
 from .model import Job, iso
@@ -101,21 +99,6 @@ def cancel_rule(
     return CancelRule(RUNNING, cancelled, refused_text, finished_body)
 
 
-def model_key(service: UseApiService) -> str:
-    """The key the emulated jobs of ``service`` carry (``Emulator.create_job(key, ...)``,
-    ``POST /_emulator/jobs {"api": key}``): ``useapi_v2``/``useapi_v3`` for Midjourney, else the
-    service's name, with its version where it has two (``pixverse_v1``, ``pixverse_v2``)."""
-    if service.name == "midjourney":
-        return f"useapi_{service.version}"
-    versions = sum(1 for name, _ in SERVICES if name == service.name)
-    return service.name if versions == 1 else f"{service.name}_{service.version}"
-
-
-def normalized(service: UseApiService) -> dict[str, str]:
-    """The service's status table as the hook reads it (raw -> normalised status)."""
-    return {raw: status.value for raw, status in service.statuses.items()}
-
-
 def running(table: Mapping[str, str]) -> frozenset[str]:
     """The raw statuses of a status table in which a job still runs (or waits to)."""
     return frozenset(raw for raw, status in table.items() if status in ("queued", "running"))
@@ -125,7 +108,7 @@ def endpoints(
     call: tuple[str, str] | None, name: str, kind: str, handler: Handler
 ) -> tuple[Endpoint, ...]:
     """The endpoints serving one call of a service (``(method, path template)`` from its
-    description in ``hooks/useapi_services.py``) below the service's ``/{v}/{svc}`` prefix: a
+    description in ``catalog.py``) below the service's ``/{v}/{svc}`` prefix: a
     ``{id}`` segment takes the job id, ``?jobid={qid}`` the query; a path ending in ``/`` is also
     served without it. ``kind`` is what fault filters and counters see."""
     if call is None:

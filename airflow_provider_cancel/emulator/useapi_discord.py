@@ -3,27 +3,26 @@ shape below ``/v1/{svc}``.
 
 ``GET /v1/{svc}/jobs/cancel/?jobid=`` cancels a running job (200 ``status: cancelled``), ``GET
 /v1/{svc}/jobs/?jobid=`` reads it; a cancel of a finished job answers as
-``finished_cancel_answer`` says, as on v2. The paths come from the hook's description of each
-service (``hooks/useapi_services.py``).
+``finished_cancel_answer`` says, as on v2. The paths come from each service's description in
+``catalog.py``, transcribed from the docs.
 """
 
 from __future__ import annotations
 
-from airflow_provider_cancel.hooks.useapi_services import UseApiService
-
 from . import handlers, useapi, useapi_v2
 from .api import Api
+from .catalog import Service, model_key
 from .model import JobModel
 
 
-def api(service: UseApiService) -> Api:
+def api(service: Service) -> Api:
     """The emulated API of one Discord-era service."""
     model = JobModel(
-        key=useapi.model_key(service),
+        key=model_key(service),
         steps=useapi.STEPS,
         completed="completed",
         cancelled="cancelled",
-        normalized=useapi.normalized(service),
+        normalized=service.statuses,
         new_id=useapi_v2.discord_id(service.name),
     )
     return Api(

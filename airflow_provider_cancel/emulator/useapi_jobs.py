@@ -5,8 +5,8 @@ percent-encoded in it.
 ``job_duration``); ``DELETE /v1/{svc}/jobs/{id}`` answers 204 with no body whether or not the
 job still ran: a running job then reads ``failed`` with ``error: {code: <marker>}`` (FlowMusic
 ``user_cancelled``, Gemini Notebook ``cancelled``), a finished one stays as it was. An unknown
-job is 404 ``{error, code}``. Paths and markers come from the hook's description of each service
-(``hooks/useapi_services.py``).
+job is 404 ``{error, code}``. Paths and markers come from the emulator's own transcription of
+the docs (``catalog.py``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cancel.hooks.useapi_services import UseApiService
-
 from . import handlers, useapi
 from .api import Api, CancelRule, Response
+from .catalog import Service, model_key
 from .model import Job, JobModel, iso
 
 if TYPE_CHECKING:
@@ -58,12 +57,12 @@ def no_content(job: Job) -> Response:
     return Response(204)
 
 
-def api(service: UseApiService) -> Api:
+def api(service: Service) -> Api:
     """The emulated API of one "jobs" service."""
     marker = service.cancelled_marker
-    table = useapi.normalized(service)
+    table = service.statuses
     model = JobModel(
-        key=useapi.model_key(service),
+        key=model_key(service),
         steps=STEPS,
         completed="completed",
         cancelled="failed",

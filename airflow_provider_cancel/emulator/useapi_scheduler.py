@@ -9,7 +9,7 @@ false). ``GET /{v}/{svc}/scheduler/`` lists the tracked running ids. MiniMax als
 completed) and has ``POST /v1/minimax/videos/cancel {"videoId"}``, an attempt to stop the
 generation itself: 200, the video still reads ``1`` for ``cancel_delay`` seconds, then ``3``
 (failed); a video that ended is refused with 400. Paths and statuses come from the hook's
-description of each service (``hooks/useapi_services.py``).
+description of each service in ``catalog.py``, transcribed from the docs.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cancel.hooks.useapi_services import UseApiService
-
 from . import handlers, useapi
 from .api import Api, CancelRule, Endpoint, Request, Response, json_body, json_response
+from .catalog import Service, model_key
 from .model import Job, JobModel, iso
 
 if TYPE_CHECKING:
@@ -100,12 +99,12 @@ def stopping(job: Job) -> Response:
     return json_response(200, {"videoId": job.id})
 
 
-def api(service: UseApiService) -> Api:
+def api(service: Service) -> Api:
     """The emulated API of one scheduler service."""
-    table = useapi.normalized(service) or GENERIC
+    table = service.statuses or GENERIC
     numbered = "1" in table  # MiniMax: a read and a cancel of the video itself
     model = JobModel(
-        key=useapi.model_key(service),
+        key=model_key(service),
         steps=((0, "11"), (1, "1")) if numbered else ((0, "queued"), (1, "processing")),
         completed="2" if numbered else "completed",
         cancelling="1" if numbered else None,
@@ -115,7 +114,7 @@ def api(service: UseApiService) -> Api:
     )
     stop: tuple[Endpoint, ...] = ()
     if service.video_cancel is not None:
-        stop = useapi.endpoints(("POST", service.video_cancel[1]), "stop", "cancel", stop_video)
+        stop = useapi.endpoints(("POST", service.video_cancel), "stop", "cancel", stop_video)
     return Api(
         route_prefix=model.key,
         endpoints=(

@@ -450,7 +450,8 @@ def test_unencoded_dot_segments_do_not_reach_jobs(emulator: Emulator) -> None:
     emulator.create_job("useapi_v3", "a/b")
     status, _, _ = raw_request(emulator.url, "DELETE", "/v3/midjourney/jobs/a/b", USEAPI_AUTH)
     assert status == 404
-    assert emulator.job("a/b")["status"] == "created"
+    # (not its status: start_delay may have moved it on while a loaded machine got here)
+    assert emulator.job("a/b")["cancel_calls"] == 0
 
 
 def test_create_job_rules(emulator: Emulator) -> None:

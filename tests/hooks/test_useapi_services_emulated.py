@@ -14,12 +14,14 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from airflow_provider_cancel.emulator.catalog import SERVICES as EMULATED
 from airflow_provider_cancel.exceptions import (
     AuthenticationError,
     ConnectionConfigError,
     JobNotFoundError,
 )
 from airflow_provider_cancel.hooks.useapi import UseApiHook
+from airflow_provider_cancel.hooks.useapi_services import SERVICES
 from airflow_provider_cancel.status import CancelOutcome, JobStatus
 from tests.conftest import FAST
 
@@ -240,3 +242,37 @@ def test_429_with_retry_after_in_the_body_is_honoured(emulator, hook, run_hook, 
     assert result.outcome is AFTER_429[case.family]
     assert emulator.counters["cancel_requests"] == 2
     assert emulator.counters["faults_served"] == 1
+
+
+# ---------------------------------------------------------------------- the hook and the docs
+
+
+def test_the_hook_knows_every_emulated_service_with_the_documented_calls() -> None:
+    """The emulator's catalog is transcribed from useapi.net's pages, not read from the hook:
+    each of its services must be one the hook describes with the same calls."""
+    assert {(s.name, s.version) for s in EMULATED} == {
+        key for key in SERVICES if key[0] != "midjourney"
+    }
+    for documented in EMULATED:
+        described = SERVICES[documented.name, documented.version]
+        assert described.family == documented.family, documented.name
+        assert described.cancel == documented.cancel, documented.name
+        assert described.status == documented.status, documented.name
+        assert described.cancelled_marker == documented.cancelled_marker, documented.name
+        video = described.video_cancel[1] if described.video_cancel else None
+        assert video == documented.video_cancel, documented.name
+
+
+@pytest.mark.parametrize(
+    ("service", "version", "raw", "expected"),
+    [(s.name, s.version, raw, expected) for s in EMULATED for raw, expected in s.statuses.items()],
+)
+def test_every_documented_status_reads_as_the_docs_say(
+    emulator, hook, run_hook, service, version, raw, expected
+) -> None:
+    case = next(c for c in CASES if (c.service, c.version) == (service, version))
+    job = emulator.submit_useapi(service=service, version=version)
+    emulator.set_status(job, raw)
+    state = run_hook(hook(case), "get_job", job)
+    assert state.status is JobStatus(expected)
+    assert state.raw_status == raw

@@ -1,8 +1,9 @@
-"""The fault matrix: every fault x every call x both APIs x the sync and the async path.
+"""The fault matrix: every fault x every call x every API x the sync and the async path.
 
-useapi.net is there as Midjourney v2 and v3 and one service of each family beside them:
-InsightFaceSwap (``faceswap``, discord), FlowMusic (jobs) and Kling (scheduler: no read, so no
-status column; a cancel only stops the tracking, outcome ``untracked``).
+The APIs are those of ``tests/apis.py`` (useapi.net as Midjourney v2 and v3 and one service of
+each family beside them, WriteText); each description says which calls it has (a token call, a
+job read), how to pin a running job and what a successful cancel is (Kling's only stops the
+tracking, outcome ``untracked``), so nothing here names an API.
 
 Each cell injects one fault into the bundled emulator (or points the connection at a broken
 address for faults the emulator cannot serve), runs one hook call with small settings
@@ -22,8 +23,9 @@ Faults the emulator cannot serve, and how they are made here (loopback only):
 * DNS failure: host ``nonexistent.invalid`` (the ``.invalid`` TLD never resolves; fails
   locally in ~1 ms).
 
-For WriteText the broken address is the token host (call ``token``) or the ``region`` extra
-(calls ``cancel`` and ``status``), so each call is hit on its own.
+For an API with a token call (WriteText) the broken address is the token host (call ``token``)
+or the extra naming the job calls' host (``region``: calls ``cancel`` and ``status``), so each
+call is hit on its own.
 
 Faults no emulator makes (rows marked *hostile*) come from :mod:`tests.hostile_server`: a
 byte-level server in front of the emulator that answers the faulted call itself (a head
@@ -62,11 +64,25 @@ from airflow_provider_cancel.exceptions import (
     TransportError,
 )
 from tests import hostile_server
+from tests.apis import APIS as API_LIST
+from tests.apis import BY_NAME, MOUNTS, JobApi
 from tests.hostile_server import HostileServer, secret_forms
 
 # With "/", "+", "=" and ":" so that every encoding of them differs from the raw form.
 USEAPI_TOKEN = "user:1308-rel/useapi+tok=5f1c"
 WRITETEXT_KEY = "rel/writetext+key=9b2e"
+"""The two secrets other reliability tests configure their own emulators with."""
+
+
+def secret_for(setting: str) -> str:
+    """The secret the matrix's emulators accept in ``setting`` (the two above for the settings
+    other tests know)."""
+    known = {"useapi_token": USEAPI_TOKEN, "writetext_api_key": WRITETEXT_KEY}
+    return known.get(setting) or f"user:1308-rel/{setting}+key=5f1c"
+
+
+SECRETS: dict[str, Any] = {api.secret_setting: secret_for(api.secret_setting) for api in API_LIST}
+"""Emulator setting -> the secret it accepts."""
 
 RETRY_LIMIT = 2
 RETRY_DELAY = 0.01
@@ -87,29 +103,19 @@ WHOLE_ANSWER_BOUND = ATTEMPTS * (TIMEOUT + TIMEOUT) + 2.0
 RELAXED_BOUND = 15.0
 """Other cells end far sooner; this only catches a hang."""
 
-APIS = ("useapi_v2", "useapi_v3", "faceswap", "flowmusic", "kling", "writetext")
-"""Emulator job keys; the useapi services are chosen with the connection's ``service`` extra."""
-SERVICES = {"faceswap", "flowmusic", "kling"}
-NO_READ = {"kling"}
-"""useapi services without a per-job read: no status cells."""
+APIS = tuple(api.name for api in API_LIST)
+"""The APIs' names (emulator job keys), in ``tests/apis.py``'s order."""
+OWN_FAULTS = frozenset().union(*(api.own_faults for api in API_LIST))
+"""Fault kinds that are one API's codes: only its cells get them."""
 CALLS = ("token", "cancel", "status")
 MODES = ("sync", "async")
-RUNNING_RAW = {
-    "useapi_v2": "started",
-    "useapi_v3": "started",
-    "faceswap": "started",
-    "flowmusic": "pending",
-    "kling": "processing",
-    "writetext": "Running",
-}
-CANCEL_SUCCESS = {
-    "useapi_v2": "cancelled",
-    "useapi_v3": "cancelled",
-    "faceswap": "cancelled",
-    "flowmusic": "cancelled",
-    "kling": "untracked",
-    "writetext": "cancelling",
-}
+
+
+def has_call(api: JobApi, call: str) -> bool:
+    """Whether ``api`` makes ``call`` (a token call, a job read; every API cancels)."""
+    return {"token": api.token is not None, "status": api.reads}.get(call, True)
+
+
 ALSO_RIGHT = {"cancelling": ("cancelled",)}
 """A WriteText cancel is confirmed by a read; a slow machine may read it already cancelled."""
 ERROR_NAMES = {
@@ -291,29 +297,27 @@ def operation(call: str) -> str:
     return "get_job" if call == "status" else "cancel_job"
 
 
-def expect(fault: Fault, api: str, call: str) -> Expect | None:
+def expect(fault: Fault, name: str, call: str) -> Expect | None:
     """The expected end of one cell; None when the cell does not exist."""
-    expected = _expect(fault, api, call)
+    expected = _expect(fault, BY_NAME[name], call)
     if expected is not None and fault.about_time and expected.bound == RELAXED_BOUND:
         expected = dataclasses.replace(expected, bound=TIME_BOUND)
     return expected
 
 
-def _expect(fault: Fault, api: str, call: str) -> Expect | None:
-    writetext = api == "writetext"
-    if call == "token" and not writetext:
-        return None  # useapi has no token call
-    if call == "status" and api in NO_READ:
+def _expect(fault: Fault, api: JobApi, call: str) -> Expect | None:
+    tokens = api.token is not None
+    if not has_call(api, call):
         return None
-    if fault.kind in ("403", "410") and writetext:
-        return None  # useapi.net's codes
-    if (fault.kind == "expired_token" or fault.real_expiry) and (not writetext or call == "token"):
-        return None  # only WriteText's job calls check access tokens
+    if fault.kind in OWN_FAULTS and fault.kind not in api.own_faults:
+        return None  # another API's codes
+    if (fault.kind == "expired_token" or fault.real_expiry) and (not tokens or call == "token"):
+        return None  # only the job calls of an API with access tokens check them
     op = operation(call)
     after_running = ("running",)
-    ok_result = CANCEL_SUCCESS[api] if op == "cancel_job" else "running"
+    ok_result = api.cancel_running if op == "cancel_job" else "running"
     ok_after = ("cancelled", "cancelling") if op == "cancel_job" else after_running
-    if api in NO_READ:
+    if not api.stops_the_job:
         ok_after = after_running  # only the tracking stopped: the job goes on
     counted = "token_requests" if call == "token" else "attempts"
 
@@ -333,7 +337,7 @@ def _expect(fault: Fault, api: str, call: str) -> Expect | None:
             "blackhole": "no answer within the timeout",
             "dns": f"got no answer after {ATTEMPTS} attempts",
         }[fault.network]
-        token = 1 if writetext and call != "token" else None
+        token = 1 if tokens and call != "token" else None
         return Expect(
             "TransportError",
             error=TransportError,
@@ -369,8 +373,8 @@ def _expect(fault: Fault, api: str, call: str) -> Expect | None:
         # HTML page or a cut body (not the API's yes) the job was not stopped: "error". A
         # service without a read cannot look: an empty 2xx is its yes ("untracked").
         said_yes = fault.kind == "empty"
-        if api in NO_READ:
-            label, reads = ("untracked" if said_yes else "error: not the API's answer"), 0
+        if not api.reads:
+            label, reads = (api.cancel_running if said_yes else "error: not the API's answer"), 0
         else:
             label = "cancelling, job read" if said_yes else "error: still running, job read"
             reads = 1
@@ -390,7 +394,7 @@ def _expect(fault: Fault, api: str, call: str) -> Expect | None:
     raise AssertionError(f"no expectation for {fault}")
 
 
-def expect_hostile(fault: Fault, api: str, call: str) -> Expect:
+def expect_hostile(fault: Fault, api: JobApi, call: str) -> Expect:
     """Hostile rows: the faulted call never reaches the emulator; ``attempts`` counts what the
     hostile server saw."""
     kind = (fault.hostile or "").split(" ")[0]
@@ -404,8 +408,8 @@ def expect_hostile(fault: Fault, api: str, call: str) -> Expect:
             job_after=running,
         )
     if kind == "interim":  # skipped: the emulator's answer after them is the answer
-        ok_result = CANCEL_SUCCESS[api] if operation(call) == "cancel_job" else "running"
-        stopped = operation(call) == "cancel_job" and api not in NO_READ
+        ok_result = api.cancel_running if operation(call) == "cancel_job" else "running"
+        stopped = operation(call) == "cancel_job" and api.stops_the_job
         return Expect(
             f"{ok_result}, interim answers skipped",
             result=ok_result,
@@ -443,7 +447,7 @@ def expect_hostile(fault: Fault, api: str, call: str) -> Expect:
     if kind == "forged" and call == "status":  # "Running\n[...]" is no status: unknown
         return Expect("unknown, cleaned", result="unknown", attempts=1, job_after=running)
     if kind == "forged":  # a 2xx without a known status: confirmed by a read (still running)
-        untracked = api in NO_READ
+        untracked = not api.reads
         return Expect(
             "untracked" if untracked else "cancelling, job read",
             result="untracked" if untracked else "cancelling",
@@ -455,7 +459,7 @@ def expect_hostile(fault: Fault, api: str, call: str) -> Expect:
     # a cancel reads the job (a 200 that is not JSON is no yes; a 400 may mean "already ended")
     # and finds it still running: not stopped. A service without a read cannot look: a 200 that is not the
     # API's answer is an error outcome, a 400 an error.
-    if call == "cancel" and api in NO_READ and kind == "deep":
+    if call == "cancel" and not api.reads and kind == "deep":
         return Expect(
             "error: not the API's answer",
             result="error",
@@ -463,7 +467,7 @@ def expect_hostile(fault: Fault, api: str, call: str) -> Expect:
             status_requests=0,
             job_after=running,
         )
-    if call == "cancel" and api not in NO_READ:
+    if call == "cancel" and api.reads:
         return Expect(
             "error: still running, job read",
             result="error",
@@ -557,27 +561,22 @@ class Environment:
         """The connection one cell uses; its id is unique, so is its token cache entry."""
         from airflow.models.connection import Connection
 
-        api, network = cell.api, cell.fault.network
-        conn_type, secret = (
-            ("writetext", WRITETEXT_KEY) if api == "writetext" else ("useapi", USEAPI_TOKEN)
-        )
+        api, network = BY_NAME[cell.api], cell.fault.network
         host = self.emulator.url
-        extra: dict[str, str] = {"api_version": "v3"} if api == "useapi_v3" else {}
-        if api in SERVICES:
-            extra["service"] = api
+        extra = dict(api.extra)
         bad_host = hostile.host if hostile is not None else None
         if network is not None:
             bad_host = self.bad_hosts[network]
         if bad_host is not None:
-            if api == "writetext" and cell.call != "token":
-                extra["region"] = bad_host
+            if api.token is not None and cell.call != "token":
+                extra[api.token.job_host_extra] = bad_host
             else:
                 host = f"http://{bad_host}"
         return Connection(
             conn_id=f"{self.prefix}_{serial}",
-            conn_type=conn_type,
+            conn_type=api.conn_type,
             host=host,
-            password=secret,
+            password=SECRETS[api.secret_setting],
             extra=json.dumps(extra),
         )
 
@@ -585,12 +584,22 @@ class Environment:
         """For a hostile row: a server in front of the emulator's port the call goes to."""
         if cell.fault.hostile is None:
             return None
-        region_call = cell.api == "writetext" and cell.call != "token"
+        # the job calls of an API with a token call go to the host its token answer names
+        region_call = BY_NAME[cell.api].token is not None and cell.call != "token"
         port = self.emulator.region_port if region_call else self.emulator.port
         answer = hostile_answer(cell.fault.hostile, ("127.0.0.1", port))
+        mounts = self.emulator.mounts
+
+        def call_of(method: str, path: str) -> str:
+            """What a request is for, as the emulator behind routes it."""
+            from airflow_provider_cancel.emulator.routes import resolve
+
+            return resolve(method, path, region_call, mounts).call
+
         return HostileServer(
             lambda request: answer if request.call == cell.call else None,
             forward_to=("127.0.0.1", port),
+            calls=call_of,
         )
 
 
@@ -600,8 +609,8 @@ def start_emulator() -> Any:
     return Emulator(
         start_delay=0.05,
         cancel_delay=0.2,
-        useapi_token=USEAPI_TOKEN,
-        writetext_api_key=WRITETEXT_KEY,
+        mounts=MOUNTS,
+        **SECRETS,
     ).start()
 
 
@@ -629,11 +638,7 @@ def environments(count: int) -> Iterator[list[Environment]]:
 
 
 def make_hook(api: str, conn: Any, timeout: float) -> Any:
-    from airflow_provider_cancel.hooks.useapi import UseApiHook
-    from airflow_provider_cancel.hooks.writetext import WriteTextHook
-
-    kind = WriteTextHook if api == "writetext" else UseApiHook
-    hook = kind(conn.conn_id, timeout=timeout, **HOOK_PARAMS)
+    hook = BY_NAME[api].hook_class(conn.conn_id, timeout=timeout, **HOOK_PARAMS)
     hook.use_connection(conn)
     return hook
 
@@ -652,10 +657,6 @@ def invoke(hook: Any, method: str, job_id: str, mode: str) -> Any:
             await hook.aclose()
 
     return asyncio.run(run())
-
-
-def _emulator_api(api: str) -> str:
-    return "writetext" if api == "writetext" else "useapi"
 
 
 def _delta(before: dict[str, Any], after: dict[str, Any], name: str) -> int:
@@ -686,7 +687,7 @@ def _run_cell(emulator: Any, cell: Cell, conn: Any, hostile: HostileServer | Non
     fault, api, call, expected = cell.fault, cell.api, cell.call, cell.expected
     emulator.reset()
     job_id = f"rel:{api}:{call}/{cell.mode}"
-    emulator.create_job(api, job_id, RUNNING_RAW[api])
+    emulator.create_job(api, job_id, BY_NAME[api].running[0])
     if fault.real_expiry:
         make_hook(api, conn, fault.timeout).get_job(job_id)  # caches an access token ...
         emulator.expire_tokens()  # ... that the emulator then forgets
@@ -695,7 +696,7 @@ def _run_cell(emulator: Any, cell: Cell, conn: Any, hostile: HostileServer | Non
             fault.kind,
             count=fault.count,
             call=call,
-            api=_emulator_api(api),
+            api=BY_NAME[api].fault_family,
             retry_after=fault.retry_after,
             retry_after_json=fault.retry_after_json,
             hang_seconds=TIMEOUT * 4,
@@ -849,18 +850,10 @@ def quiet_logs() -> None:
 
 
 COLUMNS = [
-    ("useapi_v2", "cancel", "v2 cancel"),
-    ("useapi_v2", "status", "v2 status"),
-    ("useapi_v3", "cancel", "v3 cancel"),
-    ("useapi_v3", "status", "v3 status"),
-    ("faceswap", "cancel", "FS cancel"),
-    ("faceswap", "status", "FS status"),
-    ("flowmusic", "cancel", "FM cancel"),
-    ("flowmusic", "status", "FM status"),
-    ("kling", "cancel", "KL cancel"),
-    ("writetext", "token", "WT token"),
-    ("writetext", "cancel", "WT cancel"),
-    ("writetext", "status", "WT status"),
+    (api.name, call, f"{api.label} {call}")
+    for api in API_LIST
+    for call in CALLS
+    if has_call(api, call)
 ]
 
 
