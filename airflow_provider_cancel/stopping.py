@@ -157,7 +157,7 @@ async def acancel_watched(
         results = list(
             await asyncio.wait_for(asyncio.gather(*(one(i) for i in job_ids)), timeout=budget)
         )
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.error("%s: the cancel calls did not finish within %gs", why, budget)
         results = []
     return log_outcomes(log, results, why, job_ids)

@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from airflow_provider_cancel._compat import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
+
 from airflow_provider_cancel.answers import server_message
 from airflow_provider_cancel.exceptions import (
     CancelApiError,

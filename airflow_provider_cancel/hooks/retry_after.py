@@ -71,7 +71,7 @@ def _until(value: object, *, http_date: bool) -> float | None:
         except (TypeError, ValueError):
             return None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+            parsed = parsed.replace(tzinfo=datetime.UTC)
         when = parsed.timestamp()
     else:
         return None

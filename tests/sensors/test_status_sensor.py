@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
-
-from airflow_provider_cancel._compat import (
-    AIRFLOW_V_3_0_PLUS,
+from airflow.providers.common.compat.sdk import (
     AirflowFailException,
-    AirflowRescheduleException,
     AirflowSensorTimeout,
     AirflowSkipException,
     AirflowTaskTimeout,
     TaskDeferred,
 )
-from airflow_provider_cancel._compat import Context as TaskContext
+from airflow.providers.common.compat.sdk import Context as TaskContext
+
+from airflow_provider_cancel._compat import AIRFLOW_V_3_0_PLUS, AirflowRescheduleException
 from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
 from airflow_provider_cancel.sensors.status import JobStatusSensor
 from airflow_provider_cancel.stopping import WATCHING_KEY
@@ -108,9 +107,9 @@ def test_timeout_cancels_the_jobs_first_then_fails(
     context = make_context()
     wait = sensor(useapi_conn, jobs, timeout=0.3, mode=mode)
     if mode == "reschedule":  # the first try was 10 s ago: this try finds the timeout passed
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        context["ti"].first_reschedule_date = datetime.now(timezone.utc) - timedelta(seconds=10)
+        context["ti"].first_reschedule_date = datetime.now(UTC) - timedelta(seconds=10)
 
     with pytest.raises(AirflowSensorTimeout):
         wait.execute(context)
@@ -265,11 +264,11 @@ def test_a_deferral_ends_at_execution_timeout_when_that_is_sooner(
 ) -> None:
     # Airflow 3.3 keeps only defer(timeout=...) as a deferral's deadline: the sensor folds
     # what is left of execution_timeout into it.
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     job = emulator.submit_useapi()
     context = make_context()
-    context["ti"].start_date = datetime.now(timezone.utc) - timedelta(seconds=20)
+    context["ti"].start_date = datetime.now(UTC) - timedelta(seconds=20)
     wait = sensor(
         useapi_conn, job, deferrable=True, timeout=600, execution_timeout=timedelta(seconds=60)
     )
@@ -283,14 +282,14 @@ def test_a_deferral_ends_at_execution_timeout_when_that_is_sooner(
 def test_a_deferral_ended_by_execution_timeout_cancels_then_fails_as_a_task_timeout(
     emulator: Any, useapi_conn: str, make_context: Context
 ) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     job = emulator.submit_useapi()
     wait = sensor(
         useapi_conn, job, deferrable=True, timeout=600, execution_timeout=timedelta(seconds=20)
     )
     context = make_context()
-    context["ti"].start_date = datetime.now(timezone.utc) - timedelta(seconds=21)
+    context["ti"].start_date = datetime.now(UTC) - timedelta(seconds=21)
 
     with pytest.raises(AirflowTaskTimeout, match="execution_timeout of 20s reached"):
         wait.resume_execution("__fail__", {"error": "Trigger timeout"}, context)

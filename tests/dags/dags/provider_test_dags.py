@@ -24,7 +24,7 @@ NUMERIC_JOB_ID = 424242
 
 
 def _emulator_url() -> str:
-    from airflow_provider_cancel._compat import BaseHook
+    from airflow.providers.common.compat.sdk import BaseHook
 
     return str(BaseHook.get_connection("useapi_default").host).rstrip("/")
 
