@@ -68,7 +68,8 @@ ui-test: $(UI_STAMP) $(CHROMIUM)
 ## today's dependencies (its constraints file is not reachable from here). One cell:
 ## `make test-compat-3.1`. compat/matrix.sh runs them all, each even if one failed, and sums up.
 COMPAT_VERSIONS ?= 2.11 3.0 3.1 3.2 3.3
-.PHONY: test-compat $(addprefix test-compat-,$(COMPAT_VERSIONS))
+COMPAT_CELLS := $(addprefix test-compat-,$(COMPAT_VERSIONS))
+.PHONY: test-compat $(COMPAT_CELLS)
 .PRECIOUS: .venv-airflow-%/.installed-stamp
 
 .venv-airflow-%/.installed-stamp: pyproject.toml compat/airflow-%.txt
@@ -77,7 +78,7 @@ COMPAT_VERSIONS ?= 2.11 3.0 3.1 3.2 3.3
 	.venv-airflow-$*/bin/python -m pip install -q -e '.[test]' -c compat/airflow-$*.txt apache-airflow
 	touch $@
 
-test-compat-%: .venv-airflow-%/.installed-stamp
+$(COMPAT_CELLS): test-compat-%: .venv-airflow-%/.installed-stamp
 	@v="$(abspath .venv-airflow-$*)"; \
 	env="PATH=$$v/bin:$$PATH AIRFLOW_HOME=$$v/airflow-home AIRFLOW__CORE__LOAD_EXAMPLES=False"; \
 	echo "::: Airflow $$($$v/bin/python -c 'import airflow; print(airflow.__version__)') in .venv-airflow-$*"; \

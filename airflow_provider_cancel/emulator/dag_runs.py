@@ -211,7 +211,10 @@ def read_db(run: DagRun) -> None:
         ):
             run.xcoms[task_id] = json.loads(value) if isinstance(value, str) else value
         for classpath, kwargs in db.execute("SELECT classpath, kwargs FROM trigger ORDER BY id"):
-            run.triggers.append((classpath, json.loads(kwargs)))
+            decoded = json.loads(kwargs)
+            if isinstance(decoded, dict) and "__var" in decoded:  # Airflow 3.1 wraps them
+                decoded = decoded["__var"]
+            run.triggers.append((classpath, decoded))
         for task_id, event in db.execute(
             "SELECT task_id, event FROM log WHERE dag_id = ? AND run_id = ? "
             "AND task_id IS NOT NULL ORDER BY id",

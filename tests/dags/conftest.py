@@ -27,9 +27,10 @@ EMULATOR_DEFAULTS: dict[str, Any] = {"start_delay": 0.2, "cancel_delay": 0.5}
 DAGS: dict[str, tuple[Path, dict[str, Any]]] = {
     # dag_id: (dags folder, emulator settings on top of EMULATOR_DEFAULTS)
     "example_useapi_cancel": (EXAMPLE_DAGS, {}),
-    # Cancelling lasts 2 s, so the deferrable sensor's check before deferring cannot find the
-    # requests already Cancelled on a slow machine: it must defer.
-    "example_writetext_bulk_cancel": (EXAMPLE_DAGS, {"cancel_delay": 2.0}),
+    # Cancelling lasts 15 s, longer than a task start on a slow machine (which can take more
+    # than 2 s), so the deferrable sensor's check before deferring cannot find the requests
+    # already Cancelled: it must defer.
+    "example_writetext_bulk_cancel": (EXAMPLE_DAGS, {"cancel_delay": 15.0}),
     "example_cancel_on_failure": (EXAMPLE_DAGS, {}),
     "example_cleanup_on_failure": (EXAMPLE_DAGS, {}),
     # Jobs run 5 minutes: the poking sensor's 15 s timeout cancels them.

@@ -158,10 +158,8 @@ def test_execution_timeout_while_poking_cancels_once(
 ) -> None:
     # What the task runner does with execution_timeout: a SIGALRM timeout around execute, then
     # on_kill() while AirflowTaskTimeout is being handled (task_runner.py, _execute_task).
-    if AIRFLOW_V_3_0_PLUS:
-        from airflow.sdk.execution_time.timeout import timeout
-    else:
-        from airflow.utils.timeout import timeout
+    from airflow.providers.common.compat.sdk import timeout
+
     job = emulator.submit_useapi()
     wait = sensor(useapi_conn, job, timeout=60)
 
