@@ -63,10 +63,11 @@ ui-test: $(UI_STAMP) $(CHROMIUM)
 
 ## make test-compat: the test suite (unit tiers and the `airflow dags test` DAG tests) on the newest
 ## patch release of every Airflow minor the provider supports, each in its own venv
-## .venv-airflow-<minor> with its own Airflow home (SQLite metadata DB: Airflow 2 looks connections
-## up there after env vars). compat/airflow-<minor>.txt pins the release and what it needs with
-## today's dependencies (its constraints file is not reachable from here). One cell:
-## `make test-compat-3.1`. compat/matrix.sh runs them all, each even if one failed, and sums up.
+## .venv-airflow-<minor> (3.3: .venv) with its own Airflow home (SQLite metadata DB: Airflow 2
+## looks connections up there after env vars). compat/airflow-<minor>.txt pins the release and
+## what it needs with today's dependencies (its constraints file is not reachable from here).
+## One cell: `make test-compat-3.1`. compat/matrix.sh runs them all, each even if one failed,
+## and sums up.
 COMPAT_VERSIONS ?= 2.11 3.0 3.1 3.2 3.3
 COMPAT_CELLS := $(addprefix test-compat-,$(COMPAT_VERSIONS))
 .PHONY: test-compat $(COMPAT_CELLS)
@@ -78,10 +79,19 @@ COMPAT_CELLS := $(addprefix test-compat-,$(COMPAT_VERSIONS))
 	.venv-airflow-$*/bin/python -m pip install -q -e '.[test]' -c compat/airflow-$*.txt apache-airflow
 	touch $@
 
+# Airflow 3.3 is what `make install` puts in .venv (the newest release): its cell runs there, after
+# checking that .venv holds the release compat/airflow-3.3.txt pins (`make test` runs it too).
+.venv-airflow-3.3/.installed-stamp: $(STAMP) compat/airflow-3.3.txt
+	@pin=$$(sed -n 's/^apache-airflow==//p' compat/airflow-3.3.txt); \
+	have=$$($(BIN)/python -c 'import airflow; print(airflow.__version__)'); \
+	[ "$$have" = "$$pin" ] || { echo ".venv has Airflow $$have, compat/airflow-3.3.txt pins $$pin"; exit 1; }
+	mkdir -p .venv-airflow-3.3
+	touch $@
+
 $(COMPAT_CELLS): test-compat-%: .venv-airflow-%/.installed-stamp
-	@v="$(abspath .venv-airflow-$*)"; \
+	@v="$(abspath $(if $(filter 3.3,$*),$(VENV),.venv-airflow-$*))"; \
 	env="PATH=$$v/bin:$$PATH AIRFLOW_HOME=$$v/airflow-home AIRFLOW__CORE__LOAD_EXAMPLES=False"; \
-	echo "::: Airflow $$($$v/bin/python -c 'import airflow; print(airflow.__version__)') in .venv-airflow-$*"; \
+	echo "::: Airflow $$($$v/bin/python -c 'import airflow; print(airflow.__version__)') in $$v"; \
 	env $$env $$v/bin/airflow db migrate > $$v/db-migrate.log 2>&1 || { cat $$v/db-migrate.log; exit 1; }; \
 	env $$env $$v/bin/python -m pytest -q -p no:cacheprovider -rs
 
