@@ -39,8 +39,10 @@ DAGS: dict[str, tuple[Path, dict[str, Any]]] = {
     "example_useapi_services": (EXAMPLE_DAGS, {}),
     # WriteText requests stay "Cancelling" for 3 s: the reschedule-mode sensor must reschedule.
     "provider_test_reschedule": (TEST_DAGS, {"cancel_delay": 3.0}),
-    # Jobs complete after 5 s: the deferred sensor's trigger sees one complete.
-    "provider_test_failures": (TEST_DAGS, {"job_duration": 5.0}),
+    # Jobs complete after 30 s: the deferred sensor's trigger sees one complete, and the cancel
+    # task (two task starts later, which take seconds each on a slow machine) finds the other
+    # still running.
+    "provider_test_failures": (TEST_DAGS, {"job_duration": 30.0}),
 }
 
 
