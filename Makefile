@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint unit clean e2e ui-test wheel-test
+.PHONY: install demo test lint unit clean e2e ui-test wheel-test docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,20 @@ lint: install
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .venv-airflow-* .compat-logs .venv-wheel .airflow .e2e build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-airflow-* .compat-logs .venv-wheel .airflow .e2e build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache docs/_build
+
+## make docs: the docs site (Sphinx, the Markdown pages of docs/ through myst-parser, the API
+## reference from the docstrings) into docs/_build/html; any warning fails the build.
+DOCS_STAMP := $(VENV)/.docs-stamp
+
+$(DOCS_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	rm -rf docs/_build
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs built: docs/_build/html/index.html"
 
 ## make e2e: a real Airflow 3 deployment from .venv (API server, scheduler with LocalExecutor,
 ## DAG processor, triggerer; SQLite) runs the example DAGs and a triggerer restart through the

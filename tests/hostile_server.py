@@ -126,6 +126,33 @@ def deep_json(depth: int = 100_000) -> Answer:
     return reply(200, "[" * depth + "]" * depth, {"Content-Type": "application/json"})
 
 
+# Hostile text and numbers (issue 18): answers whose text or numbers no parser should trust.
+FORGED_LINE = "\n[2026-12-08T00:00:00.000+0000] {cancel.py:1} INFO - job-2: cancelled"
+"""A line a status or an error would forge in a task log if its line break were kept."""
+
+
+def backslash_error(count: int = 450_000, status: int = 400) -> Answer:
+    """An error whose JSON message is a run of ``count`` backslashes (``count * 2`` bytes of
+    ``\\\\``): the run every per-character secret pattern with ``\\+`` backtracks on."""
+    return reply(
+        status, '{"error": "' + "\\\\" * count + '"}', {"Content-Type": "application/json"}
+    )
+
+
+def forged_status(size: int = 400_000) -> Answer:
+    """A 200 whose status and error forge a log line (line break, NEL, U+2028, ANSI erase
+    line, a bidi override) and go on for ``size`` characters."""
+    forged = "Running" + FORGED_LINE + "\r\x85\u2028\x1b[2K\x1b[1A\u202e\u200b" + "x" * size
+    body = json.dumps({"status": forged, "error": forged})
+    return reply(200, body, {"Content-Type": "application/json"})
+
+
+def rate_limited(headers: dict[str, str] | None = None, body: str = "") -> Answer:
+    """A 429 whose ``Retry-After`` header or JSON body carries a number (written by hand: a
+    400-digit integer is valid JSON)."""
+    return reply(429, body, {"Content-Type": "application/json", **(headers or {})})
+
+
 def echo_secret(form: str, status: int = 400) -> Answer:
     """An error whose body quotes the credentials the client sent, in one encoding."""
 

@@ -184,26 +184,8 @@ def test_airflow_3_0_and_3_1_forms_come_from_the_hooks_form_methods():
         assert meta.standard_fields.login.hidden
 
 
-def _form_table(path: str) -> list[str]:
-    from pathlib import Path
-
-    lines = (Path(__file__).resolve().parents[1] / path).read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| Form field |"))
-    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
-    return lines[start:end]
-
-
-def test_readme_and_connections_doc_list_the_same_form_fields():
-    table = _form_table("README.md")
-    assert table == _form_table("docs/connections.md")
-    text = "\n".join(table)
-    for conn_type, placeholders in PLACEHOLDERS.items():
-        assert f"`{placeholders['host']}`" in text
-        assert f"`{placeholders['password']}`" in text
-        assert LABELS[conn_type] in text
-    assert "API version (extra) | a choice of `v2` (preselected) or `v3`" in text
-    assert "Service (extra) | a choice of `midjourney` (preselected)" in text
-    assert len(table) == 2 + 4  # header, separator, one row per field a user sees
+# What the docs list of these forms is checked against get_provider_info() in
+# tests/docs/test_connection_fields.py.
 
 
 def test_the_service_choices_are_the_services_the_hook_knows():

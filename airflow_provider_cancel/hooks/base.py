@@ -27,7 +27,7 @@ from airflow_provider_cancel.exceptions import (
 )
 from airflow_provider_cancel.hooks.bulk import for_each
 from airflow_provider_cancel.hooks.flows import JobFlows, Params
-from airflow_provider_cancel.hooks.scrub import scrub
+from airflow_provider_cancel.hooks.scrub import TEXT_LIMIT, clean_text
 from airflow_provider_cancel.hooks.settings import HookSettings, clean_secret
 from airflow_provider_cancel.hooks.transport import (
     ApiRequest,
@@ -38,7 +38,6 @@ from airflow_provider_cancel.hooks.transport import (
     holding_async_clients,
 )
 from airflow_provider_cancel.job_ids import validate_job_id
-from airflow_provider_cancel.messages import shorten
 from airflow_provider_cancel.status import CancelOutcome, CancelResult, JobState, JobStatus
 
 if TYPE_CHECKING:
@@ -188,14 +187,15 @@ class JobApiHook(BaseHook, JobFlows):
         return False
 
     def server_said(self, response: ApiResponse, limit: int = 200) -> str:
-        """The server's message for errors and reports: scrubbed of secrets, then shortened
-        (in that order, so a cut can never leave part of a secret behind)."""
-        return shorten(self.scrub(server_message(response)), limit)
+        """The server's message for errors and reports, cleaned (see :meth:`scrub`)."""
+        return self.scrub(server_message(response), limit)
 
-    def scrub(self, text: str) -> str:
-        """Remove every secret this hook knows from ``text``, raw or encoded (see
-        :mod:`~airflow_provider_cancel.hooks.scrub`)."""
-        return scrub(text, self.secrets())
+    def scrub(self, text: object, limit: int = TEXT_LIMIT) -> str:
+        """``text`` (from outside, or quoting it) as it may be shown: control and format
+        characters stripped, every secret this hook knows removed (raw or encoded), then cut to
+        ``limit`` characters, in that order and in linear time (see
+        :func:`~airflow_provider_cancel.hooks.scrub.clean_text`)."""
+        return clean_text(text, self.secrets(), limit)
 
     def secrets(self) -> list[str]:
         """The secrets this hook has seen: the connection's (as stored and as cleaned), plus
@@ -222,7 +222,7 @@ class JobApiHook(BaseHook, JobFlows):
             except CancelApiError as error:
                 return CancelResult(job_id, CancelOutcome.ERROR, message=self.scrub(str(error)))
             except Exception as error:  # one job's surprise must not lose the whole report
-                reason = shorten(self.scrub(f"{type(error).__name__}: {error}"), 300)
+                reason = self.scrub(f"{type(error).__name__}: {error}", 300)
                 self.log.error("%s: cancel of %r failed: %s", self.hook_name, job_id, reason)
                 return CancelResult(job_id, CancelOutcome.ERROR, message=reason)
 
@@ -382,7 +382,7 @@ class JobApiHook(BaseHook, JobFlows):
         an answer: the API's documented calls do not redirect."""
         if response.is_redirect:
             target = response.headers.get("location")
-            where = f" to {shorten(self.scrub(target), 120)}" if target else ""
+            where = f" to {self.scrub(target, 120)}" if target else ""
             raise InvalidResponseError(
                 f"{self.hook_name} {request.call} was answered with a redirect{where}, which is "
                 "never followed: check the connection's host",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlencode
 
@@ -28,6 +29,7 @@ from airflow_provider_cancel.exceptions import (
     JobNotFoundError,
 )
 from airflow_provider_cancel.hooks.errors import error_kind
+from airflow_provider_cancel.hooks.scrub import STATUS_LIMIT, TEXT_LIMIT
 from airflow_provider_cancel.hooks.transport import ApiRequest, ApiResponse, Flow
 from airflow_provider_cancel.messages import plural
 from airflow_provider_cancel.status import CancelOutcome, CancelResult, JobState, JobStatus
@@ -62,6 +64,9 @@ class JobFlows(abc.ABC):
 
         def server_said(self, response: ApiResponse, limit: int = 200) -> str:
             """The server's message, scrubbed and shortened (the hook's)."""
+
+        def scrub(self, text: object, limit: int = TEXT_LIMIT) -> str:
+            """Outside text cleaned: secrets, control characters, length (the hook's)."""
 
     # ------------------------------------------------------------------ what each API says
     cancel_codes: ClassVar[CancelCodes] = CancelCodes()
@@ -121,7 +126,19 @@ class JobFlows(abc.ABC):
         if response.status_code != 200:
             raise self.error_for(response, call="status", job_id=job_id)
         body = self.parse_job_body(response, call="status", job_id=job_id)
-        return self.state_from_body(job_id, body)
+        return self.read_state(job_id, body)
+
+    def read_state(self, job_id: str, body: Any) -> JobState:
+        """:meth:`state_from_body`, with the texts the server wrote (the raw status, the error)
+        cleaned where they enter: nothing downstream (log lines, XCom, trigger events) can
+        show them raw. The status is normalised from the raw text before it is cleaned."""
+        state = self.state_from_body(job_id, body)
+        raw = state.raw_status
+        return replace(
+            state,
+            raw_status=None if raw is None else self.scrub(raw, STATUS_LIMIT),
+            message=self.scrub(state.message) if state.message else state.message,
+        )
 
     def read_after_cancel_flow(
         self, job_id: str, response: ApiResponse, *, accepted: bool
@@ -159,7 +176,7 @@ class JobFlows(abc.ABC):
         accepted = says_yes(response)
         body = response.json() if accepted else None
         if isinstance(body, dict) and isinstance(body.get("status"), str):
-            state = self.state_from_body(job_id, body)
+            state = self.read_state(job_id, body)
             settled = settled_by_status(state, cancel_accepted=True)
             if settled is not None:
                 return settled

@@ -17,12 +17,19 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from airflow_provider_cancel.hooks.transport import ApiResponse
 
+LONGEST_WAIT = 24 * 3600.0
+"""A server's wait is read as at most this (a 310-digit ``retryAfter``, a ``retryAt`` of 400
+digits, ``1e308``); the transport then caps it at the hook's ``max_retry_wait``."""
+LONGEST_TEXT = 64
+"""A value written as text longer than this (digits aside) is no delay or date: ignored, so
+parsing stays cheap."""
+
 
 def retry_after_seconds(response: ApiResponse | None) -> float | None:
     """When the server says to retry, in seconds from now: the ``Retry-After`` header (a delay
     or an HTTP date), else ``retryAfter`` (seconds) or ``retryAt`` (a time) in a JSON error body,
-    as useapi.net sends them. A negative, NaN or unparsable value is ignored (the backoff
-    applies)."""
+    as useapi.net sends them, at most :data:`LONGEST_WAIT`. A negative, NaN or unparsable
+    value is ignored (the backoff applies); none raises, whatever its size."""
     if response is None:
         return None
     header = response.headers.get("retry-after")
@@ -42,18 +49,27 @@ def retry_after_seconds(response: ApiResponse | None) -> float | None:
 
 
 def _number(value: object) -> float | None:
+    """A finite or infinite number from JSON or text (an int too large for a float is
+    ``inf``); ``None`` for NaN, text that is not a plain number ("inf", "nan") and the rest."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text.isascii() and text.isdigit()  # any length: float() reads it linearly
+        if text.isalpha() or (len(text) > LONGEST_TEXT and not digits):
+            return None
     try:
         number = float(value)  # type: ignore[arg-type]
+    except OverflowError:  # a JSON integer beyond any float
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
     except (TypeError, ValueError):
         return None
-    return number if math.isfinite(number) else None
+    return None if math.isnan(number) else number
 
 
 def _delay(value: object) -> float | None:
     seconds = _number(value)
-    return seconds if seconds is not None and seconds >= 0 else None
+    return min(seconds, LONGEST_WAIT) if seconds is not None and seconds >= 0 else None
 
 
 def _until(value: object, *, http_date: bool) -> float | None:
@@ -61,18 +77,18 @@ def _until(value: object, *, http_date: bool) -> float | None:
     number = _number(value)
     if number is not None:
         when = number / 1000 if number > 1e11 else number
-    elif isinstance(value, str):
+    elif isinstance(value, str) and len(value) <= LONGEST_TEXT:
         try:
             parsed = (
                 email.utils.parsedate_to_datetime(value)
                 if http_date
                 else datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
             )
-        except (TypeError, ValueError):
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=datetime.UTC)
+            when = parsed.timestamp()
+        except (TypeError, ValueError, OverflowError, IndexError):
             return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=datetime.UTC)
-        when = parsed.timestamp()
     else:
         return None
-    return max(0.0, when - time.time())
+    return min(max(0.0, when - time.time()), LONGEST_WAIT)

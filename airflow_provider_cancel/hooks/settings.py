@@ -10,6 +10,8 @@ from typing import Any
 from airflow_provider_cancel.exceptions import ConnectionConfigError
 
 MIB = 1024 * 1024
+LONGEST_RETRY_WAIT = 24 * 3600.0
+"""``max_retry_wait`` may not exceed a day (an endless sleep would outlive any task)."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class HookSettings:
     """Read timeout of one request in seconds."""
     connect_timeout: float = 10.0
     max_retry_wait: float = 60.0
-    """Cap on one wait, including a server's ``Retry-After``."""
+    """Cap on one wait, jitter and a server's ``Retry-After`` included (at most a day)."""
     max_response_size: int = MIB
     """Larger answers are refused (an endless body cannot fill the worker's memory)."""
     verify: bool = True
@@ -81,6 +83,10 @@ def _number(conn_id: str, name: str, value: Any, kind: type) -> Any:
     if number != number or number < 0 or (number == 0 and strictly_positive):  # NaN too
         need = "> 0" if strictly_positive else ">= 0"
         raise ConnectionConfigError(f"Connection {conn_id!r}: {name} must be {need}")
+    if name == "max_retry_wait" and number > LONGEST_RETRY_WAIT:  # inf too: a sleep must end
+        raise ConnectionConfigError(
+            f"Connection {conn_id!r}: max_retry_wait must be at most {LONGEST_RETRY_WAIT:g}"
+        )
     return number
 
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
@@ -26,7 +27,7 @@ from airflow_provider_cancel.exceptions import (
 )
 from airflow_provider_cancel.hooks.retry_after import retry_after_seconds
 from airflow_provider_cancel.hooks.settings import HookSettings
-from airflow_provider_cancel.messages import plural, shorten
+from airflow_provider_cancel.messages import plural
 
 if TYPE_CHECKING:
     import aiohttp
@@ -101,7 +102,7 @@ class Transport:
         *,
         hook_name: str,
         log: logging.Logger,
-        scrub: Callable[[str], str],
+        scrub: Callable[[str, int], str],
     ) -> None:
         self.settings = settings
         self.hook_name = hook_name
@@ -136,24 +137,16 @@ class Transport:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _retry_policy(self) -> dict[str, Any]:
-        from tenacity import (
-            retry_if_exception_type,
-            stop_after_attempt,
-            wait_exponential,
-            wait_random,
-        )
+        from tenacity import retry_if_exception_type, stop_after_attempt
 
         settings = self.settings
-        backoff = wait_exponential(
-            multiplier=settings.retry_delay, max=settings.max_retry_wait
-        ) + wait_random(0, settings.retry_delay)
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
             server_says = retry_after_seconds(getattr(error, "response", None))
-            if server_says is not None:
-                return min(server_says, settings.max_retry_wait)
-            return float(backoff(state))
+            return backoff_seconds(
+                settings.retry_delay, settings.max_retry_wait, state.attempt_number, server_says
+            )
 
         return {
             "stop": stop_after_attempt(settings.retry_limit + 1),
@@ -188,7 +181,7 @@ class Transport:
             f"no answer within the timeout (connect {self.settings.connect_timeout:g}s, "
             f"read {self.settings.timeout:g}s)"
             if timed_out
-            else f"{type(error).__name__}: {shorten(self.scrub(str(error)), 200)}"
+            else f"{type(error).__name__}: {self.scrub(str(error), 200)}"
         )
         raise TransportError(
             f"{self.hook_name} {request.call} got no answer after "
@@ -403,8 +396,27 @@ class Transport:
         self._environment.clear()
 
 
+def backoff_seconds(
+    retry_delay: float, max_retry_wait: float, attempt: int, server_says: float | None = None
+) -> float:
+    """The wait before retry ``attempt + 1``: what the server said (``Retry-After``), else
+    ``retry_delay`` doubled per attempt plus up to ``retry_delay`` of jitter; never more than
+    ``max_retry_wait``, jitter included, whatever the numbers (``1e308`` or ``inf`` give the
+    cap, never an overflow)."""
+    wait = server_says
+    if wait is None:
+        doubled = retry_delay * 2.0 ** min(attempt - 1, 64)  # inf at worst, never an error
+        wait = doubled + random.uniform(0, min(retry_delay, max_retry_wait))
+    if not wait <= max_retry_wait:  # NaN (inf * 0) too
+        return max_retry_wait
+    return max(0.0, wait)
+
+
 def _declared_too_large(length: str | None, cap: int) -> bool:
-    return bool(length and length.strip().isdigit() and int(length) > cap)
+    digits = (length or "").strip()
+    if not (digits.isascii() and digits.isdigit()):
+        return False
+    return len(digits) > 18 or int(digits) > cap  # a 5,000-digit length is no int() to parse
 
 
 def _read_capped(answer: requests.Response, cap: int) -> bytes | None:

@@ -7,11 +7,12 @@ import asyncio
 import copy
 import datetime
 import hashlib
+import math
 import re
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ from airflow_provider_cancel.exceptions import (
     InvalidResponseError,
 )
 from airflow_provider_cancel.hooks.base import JobApiHook
+from airflow_provider_cancel.hooks.scrub import clean_text
 from airflow_provider_cancel.hooks.transport import ApiRequest, Flow
 from airflow_provider_cancel.job_ids import encode_path_segment
 from airflow_provider_cancel.messages import shorten
@@ -57,6 +59,13 @@ TOKEN_FIELDS = ("access_token", "accessToken", "token")
 LIFETIME_FIELDS = ("expires_in", "expiresIn")
 EXPIRY_TIME_FIELDS = ("expires", "expiresAt", "expires_at", "expiration", "expiry")
 DEFAULT_LIFETIME = 24 * 3600.0
+SHORTEST_LIFETIME = 30.0
+LONGEST_LIFETIME = 30 * 24 * 3600.0
+"""A lifetime the answer gives is read within these bounds (a 400-digit ``expires_in`` lives 30
+days, a millisecond one 30 s: a bulk still shares one token; a token refused before its time is
+fetched again once, on its 401)."""
+LONGEST_TIME_TEXT = 64
+"""An expiry written as text longer than this is no ISO-8601 time: not parsed."""
 REFRESH_MARGIN = 300.0
 """Refresh this long before expiry (or at 90 % of a shorter lifetime)."""
 FAILURE_REUSE_SECONDS = 10.0
@@ -109,7 +118,9 @@ def region_url(region: str, token_url: str) -> str:
     host, port = text, ""
     if not text.endswith("]") and ":" in text:
         host, port = text.rsplit(":", 1)
-    if not _HOST.fullmatch(host) or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+    # ASCII and short: never int() of "²" (a digit to isdigit) or of 5,000 digits
+    digits = port.isascii() and port.isdigit() and len(port) <= 5
+    if not _HOST.fullmatch(host) or (port and not (digits and 0 < int(port) < 65536)):
         raise ValueError("it is not a host with an optional port")
     return f"{scheme}://{text}"
 
@@ -125,15 +136,25 @@ def _clean_token(value: str) -> str:
     return token
 
 
-def parse_token_answer(body: Any, token_url: str, region_override: str | None) -> AccessToken:
-    """Read the token endpoint's JSON, accepting every field-name variant we have seen."""
+def parse_token_answer(
+    body: Any,
+    token_url: str,
+    region_override: str | None,
+    clean: Callable[[str, int], str] | None = None,
+) -> AccessToken:
+    """Read the token endpoint's JSON, accepting every field-name variant we have seen. Text
+    from the answer quoted in an error goes through ``clean`` (the hook's scrubber; by default
+    :func:`~airflow_provider_cancel.hooks.scrub.clean_text` without secrets)."""
+    if clean is None:
+        clean = _clean_text
     if not isinstance(body, dict):
         raise InvalidResponseError("WriteText.ai token answer is not a JSON object")
     token = next((body[k] for k in TOKEN_FIELDS if isinstance(body.get(k), str) and body[k]), None)
     if token is None:
         raise InvalidResponseError(
             "WriteText.ai token answer has no access token "
-            f"(looked for {', '.join(TOKEN_FIELDS)}; got fields {sorted(body)[:10]})"
+            f"(looked for {', '.join(TOKEN_FIELDS)}; got fields "
+            f"{clean(', '.join(sorted(body)[:10]), 200)})"
         )
     region = region_override or body.get("region")
     if not isinstance(region, str) or not region.strip():
@@ -142,7 +163,7 @@ def parse_token_answer(body: Any, token_url: str, region_override: str | None) -
         base = region_url(region, token_url)
     except ValueError as why:
         raise InvalidResponseError(
-            f"WriteText.ai token answer: region {shorten(region, 80)!r} refused ({why}); "
+            f"WriteText.ai token answer: region {clean(region, 80)!r} refused ({why}); "
             "no request was sent there"
         ) from None
     now = time.time()
@@ -151,26 +172,43 @@ def parse_token_answer(body: Any, token_url: str, region_override: str | None) -
     return AccessToken(_clean_token(token), base, now + lifetime, now + lifetime - margin)
 
 
+def _clean_text(text: str, limit: int) -> str:
+    return clean_text(text, (), limit)
+
+
 def _lifetime(body: Mapping[str, Any], now: float) -> float:
-    """Seconds the token lives: a lifetime field, else an absolute expiry, else 24 h."""
+    """Seconds the token lives: a lifetime field, else an absolute expiry, else 24 h; within
+    ``SHORTEST_LIFETIME`` and ``LONGEST_LIFETIME`` whatever the number (NaN and negative ones
+    are ignored, an overflowing one is the longest)."""
     for key in LIFETIME_FIELDS:
         seconds = _number(body.get(key))
         if seconds is not None and seconds > 0:
-            return seconds
+            return _within_bounds(seconds)
     for key in EXPIRY_TIME_FIELDS:
         expires_at = _timestamp(body.get(key))
         if expires_at is not None and expires_at > now:
-            return expires_at - now
+            return _within_bounds(expires_at - now)
     return DEFAULT_LIFETIME
 
 
+def _within_bounds(seconds: float) -> float:
+    return min(max(seconds, SHORTEST_LIFETIME), LONGEST_LIFETIME)
+
+
 def _number(value: Any) -> float | None:
+    """A number from JSON or text; ``inf`` for one too large for a float (a 310-digit integer),
+    ``None`` for anything else (NaN included)."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, str) and len(value) > LONGEST_TIME_TEXT:
+        return None
     try:
-        return float(value)
+        number = float(value)
+    except OverflowError:  # an int beyond any float
+        return math.inf if value > 0 else None
     except (TypeError, ValueError):
         return None
+    return None if math.isnan(number) else number
 
 
 def _timestamp(value: Any) -> float | None:
@@ -178,13 +216,13 @@ def _timestamp(value: Any) -> float | None:
     number = _number(value)
     if number is not None:
         return number / 1000 if number > 1e11 else number
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or len(value) > LONGEST_TIME_TEXT:
         return None
     import pendulum
 
     try:
         parsed = pendulum.parse(value)
-    except (ValueError, pendulum.parsing.exceptions.ParserError):
+    except (ValueError, OverflowError, pendulum.parsing.exceptions.ParserError):
         return None
     # An ISO duration or interval ("P1D") is not a point in time: fall back to the default.
     return parsed.timestamp() if isinstance(parsed, datetime.datetime) else None
@@ -342,7 +380,7 @@ class WriteTextHook(JobApiHook):
         if code != 200:
             raise self.error_for(response, call="token")
         body = self.parse_json(response, call="token")
-        token = parse_token_answer(body, self.base_url, self.extra_value("region"))
+        token = parse_token_answer(body, self.base_url, self.extra_value("region"), self.scrub)
         mask_secret(token.token)
         self.log.info(
             "WriteText.ai: got an access token for %s, valid %.0f s",

@@ -208,7 +208,34 @@ FAULTS: tuple[Fault, ...] = (
         Fault(f"secret echoed, {form}", hostile=f"echo {form}", meaning="hostile: 400")
         for form in hostile_server.ECHO_FORMS
     ),
+    # Hostile text and numbers (issue 18): cleaned in linear time, bounded, clamped.
+    Fault(
+        "backslash-run error body",
+        hostile="backslashes",
+        meaning="hostile: 400, 450,000 backslashes in the error",
+    ),
+    Fault(
+        "forging raw status",
+        hostile="forged status",
+        meaning="hostile: 200, status and error with a log line, ANSI, 400 KB",
+    ),
+    Fault(
+        "429, retryAfter of 310 digits",
+        hostile="retry body",
+        meaning="hostile: always; the wait is capped at max_retry_wait",
+    ),
+    Fault(
+        "429, retryAt of 400 digits",
+        hostile="retry at",
+        meaning="hostile: always; the wait is capped at max_retry_wait",
+    ),
 )
+HUGE_RETRY_BODIES = {
+    "body": '{"error": "slow down", "retryAfter": ' + "9" * 310 + "}",
+    "at": '{"error": "slow down", "retryAt": ' + "9" * 400 + "}",
+}
+REPORT_BOUND = 2000
+"""No error message or report of any cell is longer (a 400 KB status or error is cut)."""
 
 
 def hostile_answer(name: str) -> hostile_server.Answer:
@@ -223,6 +250,9 @@ def hostile_answer(name: str) -> hostile_server.Answer:
         "endless": hostile_server.endless_body(),
         "bad": hostile_server.bad_status_line(),
         "deep": hostile_server.deep_json(),
+        "backslashes": hostile_server.backslash_error(),
+        "forged": hostile_server.forged_status(),
+        "retry": hostile_server.rate_limited(body=HUGE_RETRY_BODIES.get(arg, "")),
     }[kind]
 
 
@@ -381,9 +411,30 @@ def expect_hostile(fault: Fault, api: str, call: str) -> Expect:
             attempts=1,
             job_after=running,
         )
-    # deep JSON (200) and echoed secrets (400): a status or token call fails; a cancel reads
-    # the job (a 200 that is not JSON is no yes; a 400 may mean "already ended") and finds it
-    # still running: not stopped. A service without a read cannot look: a 200 that is not the
+    if kind == "retry":  # every wait capped at max_retry_wait (1 s), then the typed error
+        return Expect(
+            "RateLimitedError, waits capped",
+            error=RateLimitedError,
+            says=("HTTP 429", f"after {RETRY_LIMIT} retries"),
+            attempts=ATTEMPTS,
+            job_after=running,
+        )
+    if kind == "forged" and call == "token":
+        return Expect("InvalidResponseError", error=InvalidResponseError, attempts=1)
+    if kind == "forged" and call == "status":  # "Running\n[...]" is no status: unknown
+        return Expect("unknown, cleaned", result="unknown", attempts=1, job_after=running)
+    if kind == "forged":  # a 2xx without a known status: confirmed by a read (still running)
+        untracked = api in NO_READ
+        return Expect(
+            "untracked" if untracked else "cancelling, job read",
+            result="untracked" if untracked else "cancelling",
+            attempts=1,
+            status_requests=0 if untracked else 1,
+            job_after=running,
+        )
+    # deep JSON (200), echoed secrets and a backslash run (400): a status or token call fails;
+    # a cancel reads the job (a 200 that is not JSON is no yes; a 400 may mean "already ended")
+    # and finds it still running: not stopped. A service without a read cannot look: a 200 that is not the
     # API's answer is an error outcome, a 400 an error.
     if call == "cancel" and api in NO_READ and kind == "deep":
         return Expect(
@@ -676,6 +727,11 @@ def _run_cell(emulator: Any, cell: Cell, conn: Any, hostile: HostileServer | Non
     told = str(error) if error is not None else str(getattr(value, "message", ""))
     if leaks(told, secrets_of(emulator)):
         problems.append("a secret (in some encoding) is in the error or the report")
+    shown = [told, str(getattr(value, "raw_status", "") or "")]
+    if not all(text.isprintable() for text in shown):
+        problems.append("a control or format character is in the error or the report")
+    if max(map(len, shown)) > REPORT_BOUND:
+        problems.append(f"{max(map(len, shown))} characters in the error or the report")
 
     faulted_calls = (
         hostile.seen(call=call)
