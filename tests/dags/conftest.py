@@ -37,9 +37,9 @@ DAGS: dict[str, tuple[Path, dict[str, Any]]] = {
     "example_cancel_on_kill": (EXAMPLE_DAGS, {"job_duration": 300.0}),
     # One useapi connection, three services: faceswap, flowmusic cancelled; kling untracked.
     "example_useapi_services": (EXAMPLE_DAGS, {}),
-    # WriteText requests stay "Cancelling" for 60 s, longer than a task start on a loaded
-    # machine (over 20 s seen): the reschedule-mode sensor must reschedule.
-    "provider_test_reschedule": (TEST_DAGS, {"cancel_delay": 60.0}),
+    # WriteText requests stay "Cancelling" for 30 s, longer than a task start on a loaded
+    # machine (10-20 s seen): the reschedule-mode sensor must reschedule (its timeout: 300 s).
+    "provider_test_reschedule": (TEST_DAGS, {"cancel_delay": 30.0}),
     # Jobs complete after 30 s: the deferred sensor's trigger sees one complete, and the cancel
     # task (two task starts later, which take seconds each on a slow machine) finds the other
     # still running.

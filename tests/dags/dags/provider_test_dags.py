@@ -77,7 +77,7 @@ def provider_test_reschedule():
         job_id="{{ ti.xcom_pull(task_ids='submit_texts') }}",
         mode="reschedule",
         poke_interval=1,
-        timeout=60,
+        timeout=300,
         deferrable=False,
         # Airflow >= 3.3: records its jobs in the task state store at each reschedule.
         cancel_on_kill=True,
