@@ -1,7 +1,10 @@
-"""The one place that knows where Airflow 2 and Airflow 3 keep things.
+"""What ``apache-airflow-providers-common-compat`` does not offer: version flags, Airflow 3.3's
+task state store, and the Airflow 2/3 differences of a few calls.
 
-Everything else in the package imports Airflow names from here, so supporting a new Airflow
-version means changing this file only.
+The package imports Airflow names from ``airflow.providers.common.compat.sdk`` (``BaseHook``,
+``BaseOperator``, ``BaseSensorOperator``, ``conf``, the exceptions, ``mask_secret``, ``Context``,
+``AirflowPlugin``, ``hookimpl``) and the async connection lookup from
+``airflow.providers.common.compat.connection``; this module holds only the rest, each with why.
 """
 
 from __future__ import annotations
@@ -11,46 +14,25 @@ from typing import TYPE_CHECKING, Any
 
 from airflow import __version__ as AIRFLOW_VERSION
 
-AIRFLOW_V_3_0_PLUS = int(AIRFLOW_VERSION.split(".", 1)[0]) >= 3
+# common-compat's own flags live in its version_compat module, which it asks providers to copy,
+# not import; ours are the ones the package needs.
+_AIRFLOW_MINOR = tuple(int(part) for part in AIRFLOW_VERSION.split(".")[:2])
+AIRFLOW_V_3_0_PLUS = _AIRFLOW_MINOR >= (3, 0)
+AIRFLOW_V_3_1_PLUS = _AIRFLOW_MINOR >= (3, 1)
+"""Airflow >= 3.1: ``DeadlineAlert`` callbacks (:func:`~airflow_provider_cancel.cancel_on_deadline`)."""
 
 HAS_TASK_STATE_STORE = find_spec("airflow.state") is not None
 """Airflow >= 3.3: the task state store a reschedule-mode sensor records its jobs in, which the
 listener plugin (:mod:`airflow_provider_cancel.plugin`) reads."""
 
-if AIRFLOW_V_3_0_PLUS:
-    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, conf
-    from airflow.sdk.exceptions import (
-        AirflowException,
-        AirflowFailException,
-        AirflowNotFoundException,
-        AirflowRescheduleException,
-        AirflowSensorTimeout,
-        AirflowSkipException,
-        AirflowTaskTimeout,
-        TaskDeferred,
-    )
-    from airflow.sdk.log import mask_secret
-else:  # Airflow 2.11
-    from airflow.configuration import conf  # type: ignore[no-redef]
-    from airflow.exceptions import (
-        AirflowException,
-        AirflowFailException,
-        AirflowNotFoundException,
-        AirflowRescheduleException,
-        AirflowSensorTimeout,
-        AirflowSkipException,
-        AirflowTaskTimeout,
-        TaskDeferred,
-    )
-    from airflow.hooks.base import BaseHook
-    from airflow.models.baseoperator import BaseOperator
-    from airflow.sensors.base import BaseSensorOperator
-    from airflow.utils.log.secrets_masker import mask_secret
+# common-compat has no AirflowRescheduleException (the sensor raises it to reschedule itself):
+# the task SDK has it from Airflow 3.2, airflow.exceptions before.
+try:
+    from airflow.sdk.exceptions import AirflowRescheduleException
+except ImportError:  # Airflow 2.11 - 3.1
+    from airflow.exceptions import AirflowRescheduleException
 
 if TYPE_CHECKING:
-    from airflow.listeners import hookimpl as listener_hookimpl
-    from airflow.plugins_manager import AirflowPlugin
-    from airflow.sdk import Connection, Context
     from airflow.triggers import base as _triggers
 
     # Airflow's trigger classes as mypy should see them: their constructors are unannotated.
@@ -64,81 +46,33 @@ if TYPE_CHECKING:
 __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
+    "AIRFLOW_V_3_1_PLUS",
     "DEFERRAL_TIMED_OUT",
     "HAS_TASK_STATE_STORE",
-    "AirflowException",
-    "AirflowFailException",
-    "AirflowNotFoundException",
-    "AirflowPlugin",
     "AirflowRescheduleException",
-    "AirflowSensorTimeout",
-    "AirflowSkipException",
-    "AirflowTaskTimeout",
-    "BaseHook",
-    "BaseOperator",
-    "BaseSensorOperator",
     "BaseTrigger",
-    "Context",
-    "TaskDeferred",
     "TriggerEvent",
-    "aget_connection",
     "apull_run_xcom",
     "arun_map_indexes",
     "atask_instance_state",
-    "conf",
     "deadline_async_callback",
     "is_deferral_timeout",
-    "listener_hookimpl",
-    "mask_secret",
     "pull_xcoms",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """Load the trigger classes, the plugin's names and ``Context`` on first use (typed above
-    for mypy).
+    """Load the trigger classes on first use (typed above for mypy).
 
-    The trigger classes (same path in Airflow 2 and 3) pull in much of Airflow core; only the
-    triggerer needs them, so they load on first use, not with every DAG file; so do
-    ``AirflowPlugin`` and ``listener_hookimpl`` (pluggy's marker for Airflow's listener
-    hooks), which only the plugin uses. ``Context`` is a type: the package only names it in
-    annotations.
+    common-compat does not offer them (their path is the same in Airflow 2 and 3); they pull in
+    much of Airflow core and only the triggerer needs them, so they load on first use, not with
+    every DAG file.
     """
-    if name == "AirflowPlugin":
-        from airflow.plugins_manager import AirflowPlugin
-
-        return AirflowPlugin
-    if name == "listener_hookimpl":
-        from airflow.listeners import hookimpl
-
-        return hookimpl
     if name in ("BaseTrigger", "TriggerEvent"):
         from airflow.triggers import base
 
         return getattr(base, name)
-    if name == "Context":
-        if AIRFLOW_V_3_0_PLUS:
-            from airflow.sdk import Context
-        else:  # Airflow 2.11
-            from airflow.utils.context import Context  # type: ignore[no-redef]
-        return Context
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-async def aget_connection(conn_id: str) -> Connection:
-    """Fetch a connection from async code without blocking the event loop.
-
-    Airflow 3 has ``BaseHook.aget_connection``; calling the sync lookup from the triggerer's
-    event loop can deadlock with the supervisor. Airflow 2 only has the sync lookup, which we
-    run in a thread.
-    """
-    aget = getattr(BaseHook, "aget_connection", None)
-    if aget is not None:
-        conn: Any = await aget(conn_id)
-        return conn
-    from asgiref.sync import sync_to_async
-
-    return await sync_to_async(BaseHook.get_connection)(conn_id)
 
 
 def is_deferral_timeout(next_method: str, next_kwargs: dict[str, Any] | None) -> bool:
@@ -276,7 +210,7 @@ async def apull_run_xcom(dag_id: str, run_id: str, task_id: str, key: str, map_i
     which the triggerer serves like a worker's; it is what ``ti.xcom_pull`` uses, with the
     configured backend.
     """
-    from airflow.sdk.execution_time.xcom import XCom
+    from airflow.providers.common.compat.sdk import XCom
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(XCom.get_one)(

@@ -185,7 +185,9 @@ async def cancel_jobs_on_deadline(
     (a string column: Airflow 3.3.2's triggerer crashes storing a dict there). Best effort:
     logs and never raises.
     """
-    from airflow_provider_cancel._compat import aget_connection, apull_run_xcom, arun_map_indexes
+    from airflow.providers.common.compat.connection import get_async_connection
+
+    from airflow_provider_cancel._compat import apull_run_xcom, arun_map_indexes
     from airflow_provider_cancel.hooks import hook_from_connection
     from airflow_provider_cancel.hooks.transport import holding_async_clients
     from airflow_provider_cancel.stopping import acancel_watched
@@ -218,7 +220,7 @@ async def cancel_jobs_on_deadline(
     try:
         # Holding (not closing) the loop's shared clients: triggers use them too.
         async with holding_async_clients():
-            hook = hook_from_connection(await aget_connection(conn_id), hook_params)
+            hook = hook_from_connection(await get_async_connection(conn_id), hook_params)
             left = await acancel_watched(hook, ids, log=log, why=where)
     except Exception as error:
         log.error(

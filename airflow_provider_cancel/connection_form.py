@@ -55,21 +55,30 @@ def _ui_field_behaviour(cls: type[Any]) -> dict[str, Any]:
 
 
 def _connection_form_widgets(cls: type[Any]) -> dict[str, Any]:
-    # Airflow 2's web server has these; nothing else ever calls this.
-    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-    from flask_babel import lazy_gettext
+    # Airflow 2's web server calls this, and Airflow 3.0 and 3.1's API server (no conn-fields
+    # before 3.2), which swaps wtforms' fields and ``any_of`` for stand-ins that it turns into
+    # the form's fields and choices. Only Airflow 2 has flask_appbuilder and flask_babel for sure:
+    # Airflow 3.0 stand-ins only the modules installed (3.1 all of them).
     from wtforms import StringField
-    from wtforms.validators import AnyOf, Optional
+    from wtforms.validators import Optional, any_of
+
+    try:
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+    except ImportError:  # Airflow 3.0 without the FAB provider
+        BS3TextFieldWidget, lazy_gettext = None, str
 
     widgets: dict[str, Any] = {}
     for name, spec in (provider_entry(cls.api).get("conn-fields") or {}).items():
         schema = spec["schema"]
         validators: list[Any] = [Optional()]
-        if "enum" in schema:  # Airflow 2 allows no select field in connection forms
-            validators.append(AnyOf(schema["enum"], message=f"one of {', '.join(schema['enum'])}"))
+        if "enum" in schema:  # a validator on Airflow 2 (no select field there), choices on 3.0/3.1
+            choices = any_of(schema["enum"])  # the stand-in takes no message argument
+            choices.message = f"one of {', '.join(schema['enum'])}"
+            validators.append(choices)
         widgets[name] = StringField(
             lazy_gettext(spec["label"]),
-            widget=BS3TextFieldWidget(),
+            widget=BS3TextFieldWidget() if BS3TextFieldWidget else None,
             description=spec.get("description", ""),
             default=schema.get("default"),
             validators=validators,

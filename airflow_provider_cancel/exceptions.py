@@ -3,7 +3,7 @@ server's short message and the job id (last, once), never a token or key."""
 
 from __future__ import annotations
 
-from airflow_provider_cancel._compat import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException
 
 
 class CancelApiError(AirflowException):

@@ -40,11 +40,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from airflow_provider_cancel._compat import (
-    HAS_TASK_STATE_STORE,
-    AirflowPlugin,
-    listener_hookimpl,
-)
+from airflow.providers.common.compat.sdk import AirflowPlugin
+from airflow.providers.common.compat.sdk import hookimpl as listener_hookimpl
+
+from airflow_provider_cancel._compat import HAS_TASK_STATE_STORE
 from airflow_provider_cancel.messages import ids_text, shorten
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """A remote job's status, normalised across APIs (docs/statuses.md)."""
 
     QUEUED = "queued"  # accepted, not started yet
@@ -23,14 +23,11 @@ class JobStatus(str, enum.Enum):
         """Whether the status can no longer change."""
         return self in TERMINAL_STATUSES
 
-    def __str__(self) -> str:
-        return self.value
-
 
 TERMINAL_STATUSES = frozenset({JobStatus.CANCELLED, JobStatus.COMPLETED, JobStatus.FAILED})
 
 
-class CancelOutcome(str, enum.Enum):
+class CancelOutcome(enum.StrEnum):
     """What a cancel request achieved for one job."""
 
     CANCELLED = "cancelled"

@@ -25,7 +25,8 @@ APIS = {"useapi": ("useapi_v2", "bench_useapi"), "writetext": ("writetext", "ben
 
 
 def one_sample(emu: EmulatorProcess, api: str, rng: random.Random) -> float:
-    from airflow_provider_cancel._compat import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
     from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
 
     emulator_api, conn_id = APIS[api]

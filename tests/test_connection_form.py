@@ -15,7 +15,10 @@ import sys
 import pytest
 
 from airflow_provider_cancel import get_provider_info
-from airflow_provider_cancel._compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_cancel._compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_VERSION
+
+HAS_CONN_FIELDS = tuple(int(n) for n in AIRFLOW_VERSION.split(".")[:2]) >= (3, 2)
+"""Airflow >= 3.2 builds the connection form from the provider info's ``conn-fields``."""
 
 # What a user sees in either version's form, written out here (not derived from the code).
 SERVICES = [
@@ -93,7 +96,10 @@ print(json.dumps({
 """
 
 
-@pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="Airflow 3 builds its form from provider info")
+@pytest.mark.skipif(
+    not HAS_CONN_FIELDS,
+    reason="needs Airflow >= 3.2: the form from the provider info's conn-fields",
+)
 def test_airflow3_form_fields_without_deprecation_warnings():
     """A fresh ProvidersManager (its own process) loads our form with no warning about it,
     although the hooks also carry Airflow 2's form methods."""
@@ -120,7 +126,10 @@ def test_airflow3_form_fields_without_deprecation_warnings():
         assert behaviour["placeholders"] == PLACEHOLDERS[conn_type]
 
 
-@pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="Airflow 2 only (run by make test-airflow2)")
+@pytest.mark.skipif(
+    AIRFLOW_V_3_0_PLUS,
+    reason="Airflow 2 only: its web server's own form class (make test-compat-2.11)",
+)
 def test_airflow2_connection_form_shows_the_same_fields():
     """Airflow 2.11's own form class, built as its web server builds it."""
     from airflow.providers_manager import ProvidersManager
@@ -163,6 +172,28 @@ def test_airflow2_connection_form_shows_the_same_fields():
         assert errors("") == []
         assert errors("default") == []
         assert errors("v4") == ["one of default, v1, v2, v3"]
+
+
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_0_PLUS or HAS_CONN_FIELDS,
+    reason="Airflow 3.0 and 3.1 only: Airflow >= 3.2 reads conn-fields, 2.11 has its own form",
+)
+def test_airflow_3_0_and_3_1_forms_come_from_the_hooks_form_methods():
+    """Before conn-fields (Airflow 3.2) the API server builds the form from the hooks' form
+    methods, with stand-ins for wtforms and flask_appbuilder: the same fields and choices."""
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    metas = {m.connection_type: m for m in HookMetaService.hook_meta_data()}
+    for conn_type, fields in EXTRA_FIELDS.items():
+        meta = metas[conn_type]
+        shown = {
+            name.rsplit("__", 1)[-1]: (f["schema"]["title"], f["value"], f["schema"].get("enum"))
+            for name, f in (meta.extra_fields or {}).items()
+        }
+        assert shown == fields, conn_type
+        assert meta.standard_fields.password.title == LABELS[conn_type]
+        assert meta.standard_fields.password.placeholder == PLACEHOLDERS[conn_type]["password"]
+        assert meta.standard_fields.login.hidden
 
 
 # What the docs list of these forms is checked against get_provider_info() in

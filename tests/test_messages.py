@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowException, Context
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_provider_cancel._compat import AirflowException, Context
 from airflow_provider_cancel.callbacks import cancel_on_failure
 from airflow_provider_cancel.messages import describe_result, describe_state, shorten
 from airflow_provider_cancel.operators.cancel import CancelJobOperator

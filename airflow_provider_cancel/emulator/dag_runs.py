@@ -211,7 +211,7 @@ def read_db(run: DagRun) -> None:
         ):
             run.xcoms[task_id] = json.loads(value) if isinstance(value, str) else value
         for classpath, kwargs in db.execute("SELECT classpath, kwargs FROM trigger ORDER BY id"):
-            run.triggers.append((classpath, json.loads(kwargs)))
+            run.triggers.append((classpath, _unwrapped(json.loads(kwargs))))
         for task_id, event in db.execute(
             "SELECT task_id, event FROM log WHERE dag_id = ? AND run_id = ? "
             "AND task_id IS NOT NULL ORDER BY id",
@@ -228,6 +228,18 @@ def read_db(run: DagRun) -> None:
         run.db_dump = "\n".join(db.iterdump())
     finally:
         db.close()
+
+
+def _unwrapped(value: Any) -> Any:
+    """Trigger kwargs as stored: Airflow 3.1 wraps each dict as ``{"__var": ..., "__type":
+    "dict"}`` (its serializer's envelope); other versions store them plain."""
+    if isinstance(value, dict):
+        if set(value) == {"__var", "__type"}:
+            return _unwrapped(value["__var"])
+        return {key: _unwrapped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unwrapped(item) for item in value]
+    return value
 
 
 def _reschedules(db: sqlite3.Connection, where: tuple[str, str]) -> dict[str, int]:

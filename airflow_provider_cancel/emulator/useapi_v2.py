@@ -8,7 +8,7 @@ A cancel of a finished job answers as ``finished_cancel_answer`` says.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import handlers, useapi
@@ -25,7 +25,7 @@ def discord_id(bot: str) -> Callable[[Callable[[], int]], str]:
     """New ids ``job:<stamp>-user:1-channel:1-bot:<bot>-<n>`` (Discord-era ids contain ``:``)."""
 
     def new_id(number: Callable[[], int]) -> str:
-        now = datetime.now(tz=timezone.utc)
+        now = datetime.now(tz=UTC)
         stamp = now.strftime("%Y%m%d%H%M%S") + f"{now.microsecond // 1000:03d}"
         return f"job:{stamp}-user:1-channel:1-bot:{bot}-{number()}"
 

@@ -9,7 +9,7 @@ finished job answers as ``finished_cancel_answer`` says.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import handlers, useapi
@@ -30,7 +30,7 @@ CANCELLED_ERROR = "Job cancelled by user"
 def new_id(number: Callable[[], int]) -> str:
     """``j<stamp>i-u1-c1-bot:midjourney-<n>``."""
     n = number()
-    now = datetime.now(tz=timezone.utc)
+    now = datetime.now(tz=UTC)
     stamp = now.strftime("%m%d%H%M%S") + f"{now.microsecond:06d}{n % 1000:03d}"
     return f"j{stamp}i-u1-c1-bot:midjourney-{n}"
 

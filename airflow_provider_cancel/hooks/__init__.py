@@ -47,6 +47,6 @@ def hook_for_connection(conn_id: str, hook_params: dict[str, Any] | None = None)
     Raises :class:`~airflow_provider_cancel.exceptions.ConnectionConfigError` for a
     connection of a type this provider does not handle, listing the supported types.
     """
-    from airflow_provider_cancel._compat import BaseHook
+    from airflow.providers.common.compat.sdk import BaseHook
 
     return hook_from_connection(BaseHook.get_connection(conn_id), hook_params)

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow.providers.common.compat.sdk import BaseHook
+
 from airflow_provider_cancel import connection_form
-from airflow_provider_cancel._compat import BaseHook
 from airflow_provider_cancel.answers import failed_call, server_message
 from airflow_provider_cancel.exceptions import (
     CancelApiError,

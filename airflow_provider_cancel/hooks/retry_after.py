@@ -85,7 +85,7 @@ def _until(value: object, *, http_date: bool) -> float | None:
                 else datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
             )
             if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+                parsed = parsed.replace(tzinfo=datetime.UTC)
             when = parsed.timestamp()
         except (TypeError, ValueError, OverflowError, IndexError):
             return None

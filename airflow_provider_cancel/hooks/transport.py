@@ -382,7 +382,7 @@ class Transport:
                 aiohttp.ClientConnectionError,
                 aiohttp.ClientPayloadError,
                 aiohttp.ClientResponseError,  # a malformed answer, before any status is known
-                asyncio.TimeoutError,
+                TimeoutError,
             ) as error:
                 self._log_request(request, None, started)
                 raise _Retryable(error=error) from None

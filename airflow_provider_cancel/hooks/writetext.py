@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_cancel._compat import mask_secret
+from airflow.providers.common.compat.sdk import mask_secret
+
 from airflow_provider_cancel.answers import CancelCodes
 from airflow_provider_cancel.exceptions import (
     AuthenticationError,

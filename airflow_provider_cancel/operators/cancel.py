@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cancel._compat import AirflowException, BaseOperator
+from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
+
 from airflow_provider_cancel.job_ids import (
     check_literal_job_ids,
     duplicates_text,
@@ -17,7 +18,8 @@ from airflow_provider_cancel.messages import IDS_SHOWN, describe_result, outcome
 from airflow_provider_cancel.status import CancelOutcome, CancelResult
 
 if TYPE_CHECKING:
-    from airflow_provider_cancel._compat import Context
+    from airflow.providers.common.compat.sdk import Context
+
     from airflow_provider_cancel.hooks.base import JobApiHook
 
 

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cancel._compat import (
+from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
-    AirflowRescheduleException,
     AirflowSensorTimeout,
     AirflowSkipException,
     AirflowTaskTimeout,
     BaseSensorOperator,
     conf,
-    is_deferral_timeout,
 )
+
+from airflow_provider_cancel._compat import AirflowRescheduleException, is_deferral_timeout
 from airflow_provider_cancel.exceptions import JobNotFoundError, missing_job_message
 from airflow_provider_cancel.job_ids import (
     check_literal_job_ids,
@@ -31,7 +31,8 @@ from airflow_provider_cancel.messages import describe_state
 from airflow_provider_cancel.status import JobState, JobStatus, assess, parse_statuses
 
 if TYPE_CHECKING:
-    from airflow_provider_cancel._compat import Context
+    from airflow.providers.common.compat.sdk import Context
+
     from airflow_provider_cancel.hooks.base import JobApiHook
 
 
@@ -388,7 +389,7 @@ class JobStatusSensor(BaseSensorOperator):
         timeout = timedelta(seconds=self.timeout)
         if self.execution_timeout is None:
             return timeout
-        ran = datetime.now(timezone.utc) - self._started(context)
+        ran = datetime.now(UTC) - self._started(context)
         left: timedelta = self.execution_timeout - ran
         return max(min(timeout, left), timedelta(seconds=1))
 
@@ -396,8 +397,8 @@ class JobStatusSensor(BaseSensorOperator):
     def _started(context: Context) -> datetime:
         started = getattr(context.get("ti"), "start_date", None)
         if not isinstance(started, datetime):
-            return datetime.now(timezone.utc)
-        return started if started.tzinfo else started.replace(tzinfo=timezone.utc)
+            return datetime.now(UTC)
+        return started if started.tzinfo else started.replace(tzinfo=UTC)
 
     def resume_execution(
         self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
@@ -417,7 +418,7 @@ class JobStatusSensor(BaseSensorOperator):
             raise
 
     def _timeout_error(self, context: Context) -> BaseException:
-        ran = datetime.now(timezone.utc) - self._started(context)
+        ran = datetime.now(UTC) - self._started(context)
         if self.execution_timeout is not None and ran >= self.execution_timeout:
             message = (
                 f"Task {self.task_id!r}: execution_timeout of "

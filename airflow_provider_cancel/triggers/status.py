@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_cancel._compat import BaseTrigger, TriggerEvent
@@ -212,8 +212,8 @@ class JobStatusTrigger(BaseTrigger):
         if not isinstance(timeout_after, datetime):
             return False
         if timeout_after.tzinfo is None:
-            timeout_after = timeout_after.replace(tzinfo=timezone.utc)
-        return timeout_after <= datetime.now(timezone.utc)
+            timeout_after = timeout_after.replace(tzinfo=UTC)
+        return timeout_after <= datetime.now(UTC)
 
     def _task(self) -> str:
         return f"Task {getattr(getattr(self, 'task_instance', None), 'task_id', '?')!r}"
@@ -256,7 +256,9 @@ class JobStatusTrigger(BaseTrigger):
 
     async def _cancel_if_killed(self) -> None:
         """Cancel the jobs if the task left deferral while this trigger ran; log, never raise."""
-        from airflow_provider_cancel._compat import DEFERRAL_TIMED_OUT, aget_connection
+        from airflow.providers.common.compat.connection import get_async_connection
+
+        from airflow_provider_cancel._compat import DEFERRAL_TIMED_OUT
         from airflow_provider_cancel.hooks import hook_from_connection
         from airflow_provider_cancel.hooks.transport import holding_async_clients
         from airflow_provider_cancel.stopping import acancel_watched
@@ -288,7 +290,9 @@ class JobStatusTrigger(BaseTrigger):
         try:
             # Holding (not closing) the loop's shared clients: other triggers use them too.
             async with holding_async_clients():
-                hook = hook_from_connection(await aget_connection(self.conn_id), self.hook_params)
+                hook = hook_from_connection(
+                    await get_async_connection(self.conn_id), self.hook_params
+                )
                 await acancel_watched(hook, self.job_ids, log=self.log, why=why)
         except Exception as error:
             self.log.error(
@@ -299,14 +303,15 @@ class JobStatusTrigger(BaseTrigger):
             )
 
     async def _poll(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_cancel._compat import aget_connection
+        from airflow.providers.common.compat.connection import get_async_connection
+
         from airflow_provider_cancel.hooks import hook_from_connection
 
         hook = None
         try:
             success = parse_statuses(self.success_statuses)
             missing = JobStatus(self.missing_job_status) if self.missing_job_status else None
-            hook = hook_from_connection(await aget_connection(self.conn_id), self.hook_params)
+            hook = hook_from_connection(await get_async_connection(self.conn_id), self.hook_params)
             self.log.info(
                 "Polling %d job(s) on %s every %gs",
                 len(self.job_ids),

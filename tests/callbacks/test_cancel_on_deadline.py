@@ -133,7 +133,7 @@ def test_bad_input_fails_at_parse(kwargs: dict[str, Any], error: type, match: st
 def test_without_deadline_alerts_it_fails_at_parse_naming_the_version(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The real answer on Airflow 2.11 and 3.0 (tests run there under make test-airflow2).
+    # The real answer on Airflow 2.11 and 3.0 (make test-compat runs the tests there).
     if _compat.deadline_async_callback() is not None:
         monkeypatch.setattr(_compat, "deadline_async_callback", lambda: None)
     with pytest.raises(RuntimeError, match=r"Airflow 3\.1 added; this is Airflow \d"):

@@ -27,19 +27,23 @@ EMULATOR_DEFAULTS: dict[str, Any] = {"start_delay": 0.2, "cancel_delay": 0.5}
 DAGS: dict[str, tuple[Path, dict[str, Any]]] = {
     # dag_id: (dags folder, emulator settings on top of EMULATOR_DEFAULTS)
     "example_useapi_cancel": (EXAMPLE_DAGS, {}),
-    # Cancelling lasts 2 s, so the deferrable sensor's check before deferring cannot find the
-    # requests already Cancelled on a slow machine: it must defer.
-    "example_writetext_bulk_cancel": (EXAMPLE_DAGS, {"cancel_delay": 2.0}),
+    # Cancelling lasts 15 s, longer than a task start on a slow machine (which can take more
+    # than 2 s), so the deferrable sensor's check before deferring cannot find the requests
+    # already Cancelled: it must defer.
+    "example_writetext_bulk_cancel": (EXAMPLE_DAGS, {"cancel_delay": 15.0}),
     "example_cancel_on_failure": (EXAMPLE_DAGS, {}),
     "example_cleanup_on_failure": (EXAMPLE_DAGS, {}),
     # Jobs run 5 minutes: the poking sensor's 15 s timeout cancels them.
     "example_cancel_on_kill": (EXAMPLE_DAGS, {"job_duration": 300.0}),
     # One useapi connection, three services: faceswap, flowmusic cancelled; kling untracked.
     "example_useapi_services": (EXAMPLE_DAGS, {}),
-    # WriteText requests stay "Cancelling" for 3 s: the reschedule-mode sensor must reschedule.
-    "provider_test_reschedule": (TEST_DAGS, {"cancel_delay": 3.0}),
-    # Jobs complete after 5 s: the deferred sensor's trigger sees one complete.
-    "provider_test_failures": (TEST_DAGS, {"job_duration": 5.0}),
+    # WriteText requests stay "Cancelling" for 30 s, longer than a task start on a loaded
+    # machine (10-20 s seen): the reschedule-mode sensor must reschedule (its timeout: 300 s).
+    "provider_test_reschedule": (TEST_DAGS, {"cancel_delay": 30.0}),
+    # Jobs complete after 30 s: the deferred sensor's trigger sees one complete, and the cancel
+    # task (two task starts later, which take seconds each on a slow machine) finds the other
+    # still running.
+    "provider_test_failures": (TEST_DAGS, {"job_duration": 30.0}),
     # Mapped upstreams of three: cancel_on_failure at task and DAG level cancels all six.
     "provider_test_mapped_failure": (TEST_DAGS, {}),
     # An upstream that pushed nothing: the cancel step and the sensor name it.

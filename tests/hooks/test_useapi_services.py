@@ -228,7 +228,8 @@ def test_a_sensor_on_a_jobs_service_waits_normally(useapi, fake_api) -> None:
 
 
 def test_a_scheduler_service_from_the_connection_fails_the_wait_at_run_time(useapi) -> None:
-    from airflow_provider_cancel._compat import AirflowFailException
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
     from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
 
     useapi("kling")  # the service comes from the connection's extra: known only at run time

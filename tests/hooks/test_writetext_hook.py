@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -420,9 +421,9 @@ def test_parse_token_lifetime(extra, lifetime):
 
 @pytest.mark.parametrize("name", ["expires", "expiresAt", "expires_at"])
 def test_parse_token_absolute_expiry_iso(name):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    when = datetime.now(timezone.utc) + timedelta(hours=2)
+    when = datetime.now(UTC) + timedelta(hours=2)
     token = parse_token_answer(
         {"accessToken": "a", name: when.isoformat().replace("+00:00", "Z")}, TOKEN_URL, None
     )

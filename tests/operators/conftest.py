@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import Context
 
-from airflow_provider_cancel._compat import Context
 from tests.fakes import FakeTI
 
 

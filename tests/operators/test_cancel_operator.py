@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowException, AirflowNotFoundException
+from airflow.providers.common.compat.sdk import Context as TaskContext
 
-from airflow_provider_cancel._compat import AirflowException, AirflowNotFoundException
-from airflow_provider_cancel._compat import Context as TaskContext
 from airflow_provider_cancel.exceptions import ConnectionConfigError, InvalidJobIdError
 from airflow_provider_cancel.operators.cancel import CancelJobOperator
 from tests.conftest import FAST, USEAPI_TOKEN

@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowException, Context
 
-from airflow_provider_cancel._compat import AirflowException, Context
 from airflow_provider_cancel.callbacks import cancel_on_failure
 from airflow_provider_cancel.exceptions import ConnectionConfigError, InvalidJobIdError
 from airflow_provider_cancel.hooks import writetext

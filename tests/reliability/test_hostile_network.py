@@ -22,11 +22,11 @@ from urllib.parse import quote
 
 import pytest
 from airflow.models.connection import Connection
+from airflow.providers.common.compat.sdk import AirflowException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tests.conftest
-from airflow_provider_cancel._compat import AirflowException
 from airflow_provider_cancel.exceptions import (
     AuthenticationError,
     ConnectionConfigError,

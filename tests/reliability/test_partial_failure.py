@@ -14,8 +14,8 @@ from urllib.parse import quote
 
 import pytest
 import responses
+from airflow.providers.common.compat.sdk import AirflowException
 
-from airflow_provider_cancel._compat import AirflowException
 from airflow_provider_cancel.operators.cancel import CancelJobOperator
 
 from .conftest import CONNS, FAST

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowException
 
-from airflow_provider_cancel._compat import AirflowException
 from airflow_provider_cancel.exceptions import TransportError
 from airflow_provider_cancel.hooks.useapi import UseApiHook
 from airflow_provider_cancel.hooks.writetext import WriteTextHook

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import Context
 
-from airflow_provider_cancel._compat import AIRFLOW_V_3_0_PLUS, Context
+from airflow_provider_cancel._compat import AIRFLOW_V_3_0_PLUS
 from tests.fakes import FakeTI
 
 

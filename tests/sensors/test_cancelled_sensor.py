@@ -11,21 +11,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
-from airflow_provider_cancel._compat import (
-    AIRFLOW_V_3_0_PLUS,
+from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
-    AirflowRescheduleException,
     AirflowSensorTimeout,
     AirflowSkipException,
     TaskDeferred,
 )
-from airflow_provider_cancel._compat import Context as TaskContext
+from airflow.providers.common.compat.sdk import Context as TaskContext
+
+from airflow_provider_cancel._compat import AIRFLOW_V_3_0_PLUS, AirflowRescheduleException
 from airflow_provider_cancel.exceptions import InvalidJobIdError
 from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
 from airflow_provider_cancel.triggers.status import JobStatusTrigger
@@ -44,7 +43,7 @@ def sensor(conn_id: str, job_id: Any, **kwargs: Any) -> JobCancelledSensor:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # ---------------------------------------------------------------------- poke mode

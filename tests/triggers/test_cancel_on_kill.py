@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -104,7 +104,7 @@ async def test_on_kill_leaves_a_timed_out_deferral_to_the_resumed_task(
     job = emulator.submit_useapi()
     task_state("scheduled")
     timed_out = deferred_trigger(useapi_conn, [job])
-    timed_out.timeout_after = datetime.now(timezone.utc) - timedelta(seconds=1)
+    timed_out.timeout_after = datetime.now(UTC) - timedelta(seconds=1)
 
     await timed_out.on_kill()
 

@@ -33,11 +33,9 @@ def trigger(conn_id: str, job_ids: list[str], **kwargs: Any) -> JobStatusTrigger
     return JobStatusTrigger(conn_id=conn_id, job_ids=job_ids, **kwargs)
 
 
-async def events(t: JobStatusTrigger, timeout: float = 10) -> list[dict[str, Any]]:
-    async def collect() -> list[dict[str, Any]]:
+async def events(t: JobStatusTrigger, within: float = 10) -> list[dict[str, Any]]:
+    async with asyncio.timeout(within):
         return [event.payload async for event in t.run()]
-
-    return await asyncio.wait_for(collect(), timeout)
 
 
 def closed_port() -> int:
@@ -170,7 +168,7 @@ async def test_unknown_status_keeps_polling(emulator: Any, writetext_conn: str) 
     job = emulator.submit_writetext()
     emulator.set_status(job, "Paused")
 
-    polling = asyncio.ensure_future(events(trigger(writetext_conn, [job]), timeout=120))
+    polling = asyncio.ensure_future(events(trigger(writetext_conn, [job]), within=120))
     # Wait (generously, for a loaded machine) until the trigger has read the job twice.
     for _ in range(6000):
         if emulator.counters["status_requests"] >= 2 or polling.done():

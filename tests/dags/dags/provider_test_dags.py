@@ -26,7 +26,7 @@ NUMERIC_JOB_ID = 424242
 
 
 def _emulator_url() -> str:
-    from airflow_provider_cancel._compat import BaseHook
+    from airflow.providers.common.compat.sdk import BaseHook
 
     return str(BaseHook.get_connection("useapi_default").host).rstrip("/")
 
@@ -79,7 +79,7 @@ def provider_test_reschedule():
         job_id="{{ ti.xcom_pull(task_ids='submit_texts') }}",
         mode="reschedule",
         poke_interval=1,
-        timeout=60,
+        timeout=300,
         deferrable=False,
         # Airflow >= 3.3: records its jobs in the task state store at each reschedule.
         cancel_on_kill=True,
