@@ -162,7 +162,8 @@ def test_ids_are_validated_once_per_job_of_a_bulk_call(batch_conn, fake_api, mon
 
 
 def test_a_sensor_asks_the_hook_whether_its_wait_means_something(batch_conn) -> None:
-    from airflow_provider_cancel._compat import AirflowFailException
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
     from airflow_provider_cancel.sensors.cancelled import JobCancelledSensor
 
     # Another API's connection: a "service" hook parameter says nothing about useapi.net.

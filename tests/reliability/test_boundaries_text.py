@@ -515,7 +515,7 @@ def test_the_operator_report_and_log_show_a_forging_status_as_one_bounded_line(
 def test_the_sensors_poke_line_never_forges_a_line_nor_shows_the_token(
     monkeypatch: pytest.MonkeyPatch, all_logs: Callable[[], str]
 ) -> None:
-    from airflow_provider_cancel._compat import AirflowSensorTimeout
+    from airflow.providers.common.compat.sdk import AirflowSensorTimeout
 
     with (
         serving(quoting_the_token("started", 400_000)) as server,
