@@ -58,6 +58,7 @@ __all__ = [
     "deadline_async_callback",
     "is_deferral_timeout",
     "pull_xcoms",
+    "reschedule_context",
 ]
 
 
@@ -73,6 +74,32 @@ def __getattr__(name: str) -> Any:
 
         return getattr(base, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _ParsedRescheduleDate:
+    """A task instance whose first reschedule date is a datetime: Airflow 3.0's in-process
+    supervisor (``airflow dags test``) hands it over as ISO text, which ``BaseSensorOperator``
+    then subtracts from a datetime (TypeError after the first reschedule)."""
+
+    def __init__(self, ti: Any) -> None:
+        self._ti = ti
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ti, name)
+
+    def get_first_reschedule_date(self, context: Any) -> Any:
+        from datetime import datetime
+
+        first = self._ti.get_first_reschedule_date(context)
+        return datetime.fromisoformat(first) if isinstance(first, str) else first
+
+
+def reschedule_context(context: Any) -> Any:
+    """``context`` for ``BaseSensorOperator.execute`` in reschedule mode: on Airflow 3.0 only,
+    with the task instance's first reschedule date read as a datetime (see above)."""
+    if AIRFLOW_V_3_1_PLUS or not AIRFLOW_V_3_0_PLUS or "ti" not in context:
+        return context
+    return {**context, "ti": _ParsedRescheduleDate(context["ti"])}
 
 
 def is_deferral_timeout(next_method: str, next_kwargs: dict[str, Any] | None) -> bool:

@@ -18,7 +18,11 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_cancel._compat import AirflowRescheduleException, is_deferral_timeout
+from airflow_provider_cancel._compat import (
+    AirflowRescheduleException,
+    is_deferral_timeout,
+    reschedule_context,
+)
 from airflow_provider_cancel.exceptions import JobNotFoundError, missing_job_message
 from airflow_provider_cancel.job_ids import (
     check_literal_job_ids,
@@ -345,6 +349,8 @@ class JobStatusSensor(BaseSensorOperator):
         if duplicates:
             self.log.info("%s", duplicates_text(duplicates))
         if not self.deferrable:
+            if self.reschedule:
+                context = reschedule_context(context)
             return super().execute(context)
         try:
             if self.poke(context):

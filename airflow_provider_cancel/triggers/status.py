@@ -113,10 +113,7 @@ class JobStatusTrigger(BaseTrigger):
     ``CancelledError`` Airflow injects on older versions. Airflow calls both on a triggerer
     redistribution too (apache/airflow#73454), and the ``CancelledError`` also on a triggerer
     shutdown, so the trigger first asks Airflow for its task instance's state and cancels only
-    when the task is no longer deferred. It also asks when it starts: a trigger whose task
-    instance is not deferred then is stale (left in the database, e.g. by ``airflow dags
-    test``, after its task ended) and exits without polling or cancelling; only a change
-    that happens while it runs cancels.
+    when the task is no longer deferred.
 
     Example::
 
@@ -150,7 +147,6 @@ class JobStatusTrigger(BaseTrigger):
         self.hook_params: dict[str, Any] = kwargs["hook_params"]
         self.missing_job_status: str | None = kwargs["missing_job_status"]
         self.cancel_on_kill: bool = kwargs["cancel_on_kill"]
-        self._start_check: asyncio.Future[bool | None] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """The classpath and JSON kwargs Airflow stores in the ``trigger`` table."""
@@ -173,10 +169,6 @@ class JobStatusTrigger(BaseTrigger):
 
         # Every trigger in the loop shares one pooled client; it stays open while any runs.
         try:
-            if self.cancel_on_kill:
-                self._start_check = asyncio.ensure_future(self._deferred_at_start())
-                if await asyncio.shield(self._start_check) is False:
-                    return  # stale: nothing to watch, nothing to cancel
             async with holding_async_clients():
                 async for event in self._poll():
                     yield event
@@ -225,35 +217,6 @@ class JobStatusTrigger(BaseTrigger):
         ti = getattr(self, "task_instance", None)
         return await asyncio.wait_for(atask_instance_state(ti), STATE_LOOKUP_TIMEOUT)
 
-    async def _deferred_at_start(self) -> bool | None:
-        """Whether the task instance is deferred when this trigger starts: ``False`` (logged)
-        for a stale trigger, ``None`` when Airflow could not say.
-
-        The triggerer starts a trigger only for the task instance that references it, on
-        that instance's current try (``Trigger.bulk_fetch``, ``build_trigger_workloads``), so
-        its state is the one thing that can be stale: a trigger left in the database after its
-        task ended (``airflow dags test`` leaves them) is started by a later triggerer.
-        """
-        try:
-            state = await self._task_state()
-        except Exception as error:  # unsure: run, and let a kill decide as before
-            self.log.warning(
-                "%s: could not read the task instance's state when the trigger started (%s)",
-                self._task(),
-                error,
-            )
-            return None
-        if state == "deferred":
-            return True
-        self.log.info(
-            "%s was already %s when this trigger started (a stale trigger, e.g. left in the "
-            "database by `airflow dags test`): exiting without polling or cancelling %s",
-            self._task(),
-            "cleared" if state is None else repr(state),
-            plural(len(self.job_ids), "job"),
-        )
-        return False
-
     async def _cancel_if_killed(self) -> None:
         """Cancel the jobs if the task left deferral while this trigger ran; log, never raise."""
         from airflow.providers.common.compat.connection import get_async_connection
@@ -264,9 +227,6 @@ class JobStatusTrigger(BaseTrigger):
         from airflow_provider_cancel.stopping import acancel_watched
 
         task = self._task()
-        if self._start_check is not None and await asyncio.shield(self._start_check) is False:
-            self.log.info("%s: this stale trigger was stopped; not cancelling", task)
-            return
         try:
             state = await self._task_state()
         except Exception as error:  # unsure whether this is a kill: never cancel then
