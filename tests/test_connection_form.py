@@ -16,6 +16,8 @@ import pytest
 
 from airflow_provider_cancel import get_provider_info
 from airflow_provider_cancel._compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_VERSION
+from airflow_provider_cancel.hooks.useapi import UseApiHook
+from airflow_provider_cancel.hooks.writetext import WriteTextHook
 
 HAS_CONN_FIELDS = tuple(int(n) for n in AIRFLOW_VERSION.split(".")[:2]) >= (3, 2)
 """Airflow >= 3.2 builds the connection form from the provider info's ``conn-fields``."""
@@ -242,3 +244,11 @@ def test_the_form_default_version_works_for_every_service(tmp_path, monkeypatch)
         hook = UseApiHook("form_saved")
         hook.check_connection()
         assert hook.service.name == name
+
+
+@pytest.mark.parametrize("hook_class", [UseApiHook, WriteTextHook])
+def test_each_hook_class_has_its_own_form_methods(hook_class):
+    # Airflow 2.11, 3.0 and 3.1 read the form methods only from the hook class's own __dict__
+    # (providers_manager): inherited ones are never called, and the form loses its fields.
+    assert "get_connection_form_widgets" in hook_class.__dict__
+    assert "get_ui_field_behaviour" in hook_class.__dict__

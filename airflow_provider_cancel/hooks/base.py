@@ -79,9 +79,15 @@ class JobApiHook(BaseHook, JobFlows):
     """
 
     conn_name_attr = "conn_id"
-    # Airflow 2.11's connection form (Airflow 3 reads the provider info instead).
-    get_ui_field_behaviour = connection_form.get_ui_field_behaviour
-    get_connection_form_widgets = connection_form.get_connection_form_widgets
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "api" in cls.__dict__:
+            # The connection form of Airflow 2.11, 3.0 and 3.1 (3.2+ reads the provider info):
+            # on each API's own class, since Airflow reads these only from the hook class's own
+            # ``__dict__`` (providers_manager), never inherited.
+            cls.get_ui_field_behaviour = connection_form.get_ui_field_behaviour
+            cls.get_connection_form_widgets = connection_form.get_connection_form_widgets
 
     def __init__(
         self,

@@ -136,6 +136,14 @@ async def run_then_stop(t: JobStatusTrigger) -> None:
         await task
 
 
+async def kill(t: JobStatusTrigger) -> None:
+    """Stop the trigger as a triggerer does when a user acts on its task: cancel it, then call
+    ``on_kill`` where Airflow has it (>= 3.3; before, the cancellation alone cancels)."""
+    await run_then_stop(t)
+    if trigger_module.HAS_TRIGGER_ON_KILL:
+        await t.on_kill()
+
+
 @pytest.mark.parametrize(("state", "cancelled"), [("failed", True), ("deferred", False)])
 async def test_before_airflow_3_3_the_cancelled_error_path_checks_the_state(
     emulator: Any,
@@ -226,8 +234,7 @@ async def test_a_task_marked_failed_as_its_trigger_starts_is_cancelled(
     task_state("failed")
     trigger = deferred_trigger(useapi_conn, [job])
 
-    await run_then_stop(trigger)
-    await trigger.on_kill()
+    await kill(trigger)
 
     assert emulator.job(job)["cancel_calls"] == 1
 
@@ -253,8 +260,7 @@ async def test_a_kill_says_what_airflow_did_then_cancels(
     task_state(state)
     killed = deferred_trigger(useapi_conn, [job])
 
-    await run_then_stop(killed)
-    await killed.on_kill()
+    await kill(killed)
 
     assert (
         f"Task 'wait_done' {said}: cancelling 1 job(s) on useapi.net (Midjourney v2)" in all_logs()
