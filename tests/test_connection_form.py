@@ -176,26 +176,43 @@ def test_airflow2_connection_form_shows_the_same_fields():
         assert errors("v4") == ["one of default, v1, v2, v3"]
 
 
+_OLD_FORM = """
+import json
+from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+out = {}
+for m in HookMetaService.hook_meta_data():
+    if m.connection_type in ("useapi", "writetext"):
+        out[m.connection_type] = {
+            "extra": {
+                name.rsplit("__", 1)[-1]: [f["schema"]["title"], f["value"], f["schema"].get("enum")]
+                for name, f in (m.extra_fields or {}).items()
+            },
+            "password": [m.standard_fields.password.title, m.standard_fields.password.placeholder],
+            "login_hidden": m.standard_fields.login.hidden,
+        }
+print(json.dumps(out))
+"""
+
+
 @pytest.mark.skipif(
     not AIRFLOW_V_3_0_PLUS or HAS_CONN_FIELDS,
     reason="Airflow 3.0 and 3.1 only: Airflow >= 3.2 reads conn-fields, 2.11 has its own form",
 )
 def test_airflow_3_0_and_3_1_forms_come_from_the_hooks_form_methods():
     """Before conn-fields (Airflow 3.2) the API server builds the form from the hooks' form
-    methods, with stand-ins for wtforms and flask_appbuilder: the same fields and choices."""
-    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
-
-    metas = {m.connection_type: m for m in HookMetaService.hook_meta_data()}
+    methods, with stand-ins for wtforms and flask_appbuilder: the same fields and choices. In a
+    fresh process, as an API server builds it (the suite's own ProvidersManager is shared)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _OLD_FORM], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    metas = json.loads(done.stdout.strip().splitlines()[-1])
     for conn_type, fields in EXTRA_FIELDS.items():
         meta = metas[conn_type]
-        shown = {
-            name.rsplit("__", 1)[-1]: (f["schema"]["title"], f["value"], f["schema"].get("enum"))
-            for name, f in (meta.extra_fields or {}).items()
-        }
+        shown = {name: tuple(v) for name, v in meta["extra"].items()}
         assert shown == fields, conn_type
-        assert meta.standard_fields.password.title == LABELS[conn_type]
-        assert meta.standard_fields.password.placeholder == PLACEHOLDERS[conn_type]["password"]
-        assert meta.standard_fields.login.hidden
+        assert meta["password"] == [LABELS[conn_type], PLACEHOLDERS[conn_type]["password"]]
+        assert meta["login_hidden"]
 
 
 # What the docs list of these forms is checked against get_provider_info() in
