@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .api import ID, Api, CancelRule, Endpoint, Handler, Request, Response, json_body, json_response
+from .catalog import DISCORD_STATUSES
 from .model import Job, iso
 
 if TYPE_CHECKING:
@@ -27,15 +28,7 @@ RUNNING = frozenset({"created", "started", "progress"})
 #: The raw statuses a job passes through before it completes (multiples of ``start_delay``).
 STEPS = ((0, "created"), (1, "started"), (2, "progress"))
 
-NORMALIZED = {
-    "created": "queued",
-    "started": "running",
-    "progress": "running",
-    "cancelled": "cancelled",
-    "completed": "completed",
-    "failed": "failed",
-    "moderated": "failed",
-}
+NORMALIZED = DISCORD_STATUSES  # Midjourney v2's statuses, as the docs give them
 
 PROMPT_MISSING = "Required param prompt is missing or empty"
 
